@@ -1,0 +1,206 @@
+"""Reading settings from the environment.
+
+Every variable the platform reads is declared once in ``VARIABLES`` (the README's
+configuration table and the docker-compose check are tested against it). The readers
+fail loudly: a missing or malformed value raises ``ImproperlyConfigured`` naming the
+variable, so a process refuses to start rather than run half-configured.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str  # as documented; "" means unset
+    help: str
+
+
+VARIABLES: dict[str, Variable] = {
+    v.name: v
+    for v in [
+        # Mode and core
+        Variable(
+            "DATABASE_URL",
+            "",
+            "postgres://user:pass@host:5432/name selects distributed mode; unset means "
+            "the embedded SQLite database under COUNTINGHOUSE_VAR_DIR.",
+        ),
+        Variable(
+            "CELERY_BROKER_URL",
+            "",
+            "redis://host:6379/0 or amqp://user:pass@host:5672//; required in "
+            "distributed mode, unset means the embedded filesystem broker.",
+        ),
+        Variable("REDIS_URL", "", "redis://host:6379/1, the shared cache; required in distributed mode."),
+        Variable(
+            "COUNTINGHOUSE_VAR_DIR",
+            "./var",
+            "Where the embedded mode keeps its database, broker folders, cache and generated secrets.",
+        ),
+        Variable(
+            "SECRET_KEY",
+            "",
+            "Django's signing key; required in distributed mode, generated into the var directory in embedded mode.",
+        ),
+        Variable("DEBUG", "false", "Django debug pages. Never true in production."),
+        Variable(
+            "ALLOWED_HOSTS",
+            "localhost,127.0.0.1,[::1]",
+            "Comma-separated host names the web process answers to.",
+        ),
+        Variable(
+            "CSRF_TRUSTED_ORIGINS",
+            "",
+            "Comma-separated origins (https://books.example.com) for admin logins behind a proxy.",
+        ),
+        Variable(
+            "DATABASE_CONN_MAX_AGE", "60", "Seconds a PostgreSQL connection is kept open (0 closes after each request)."
+        ),
+        Variable("LOG_LEVEL", "INFO", "Log level of the platform's own loggers."),
+        # Celery
+        Variable(
+            "CELERY_TASK_SOFT_TIME_LIMIT", "3300", "Seconds before a task is asked to stop (SoftTimeLimitExceeded)."
+        ),
+        Variable("CELERY_TASK_TIME_LIMIT", "3600", "Seconds before a task's worker process is killed."),
+        Variable(
+            "CELERY_VISIBILITY_TIMEOUT",
+            "7200",
+            "Seconds an unacknowledged Redis message stays invisible before redelivery; "
+            "must exceed CELERY_TASK_TIME_LIMIT.",
+        ),
+        Variable(
+            "CELERY_WORKER_PREFETCH_MULTIPLIER",
+            "1",
+            "Messages a worker process reserves ahead; 1 suits long tasks.",
+        ),
+        Variable("CELERY_WORKER_CONCURRENCY", "2", "Processes per worker started by make run and docker compose."),
+        Variable("CELERY_RESULT_EXPIRES", "604800", "Seconds task results are kept in the database."),
+        # Health
+        Variable(
+            "HEALTH_CRITICAL_CHECKS",
+            "database,broker,cache",
+            "Checks whose failure makes /api/v1/health answer 503 (of database, broker, cache, workers, beat).",
+        ),
+        Variable("HEALTH_WORKER_TIMEOUT", "1.5", "Seconds the health check waits for a worker to answer a ping."),
+        Variable("HEALTH_BEAT_STALE_AFTER", "60", "Seconds after which beat's last tick counts as stale."),
+        # make run / operators
+        Variable("ADMIN_USERNAME", "admin", "Superuser created by make run / manage.py ensure_admin."),
+        Variable("ADMIN_EMAIL", "admin@example.com", "Email of that superuser."),
+        Variable(
+            "ADMIN_PASSWORD",
+            "",
+            "Password of that superuser; unset means one is generated, saved in the var directory and printed.",
+        ),
+        Variable("WEB_PORT", "8000", "Port of the web process."),
+        Variable("FLOWER_PORT", "5555", "Port of Flower."),
+        Variable(
+            "FLOWER_BASIC_AUTH",
+            "",
+            "user:password for Flower; unset means the admin user's credentials.",
+        ),
+        Variable("FLOWER_MAX_TASKS", "10000", "Tasks Flower keeps in memory."),
+        # Tests
+        Variable(
+            "COUNTINGHOUSE_REQUIRE_SERVICES",
+            "0",
+            "1 makes integration tests fail, not skip, when PostgreSQL or Redis is missing (CI sets it).",
+        ),
+        Variable(
+            "COUNTINGHOUSE_RABBITMQ_URL",
+            "",
+            "Broker for the RabbitMQ-parametrised integration tests; set means it must be reachable.",
+        ),
+    ]
+}
+
+_env = environ.Env()
+_UNSET = object()
+
+DATABASE_SCHEMES = ("postgres", "postgresql")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+REDIS_SCHEMES = ("redis", "rediss")
+
+
+def _declared(name: str) -> str:
+    if name not in VARIABLES:
+        raise KeyError(f"{name} is not declared in config.env.VARIABLES")
+    return name
+
+
+def is_set(name: str) -> bool:
+    return bool(os.environ.get(_declared(name), "").strip())
+
+
+def text(name: str, default: str | object = _UNSET) -> str:
+    value = os.environ.get(_declared(name), "").strip()
+    if value:
+        return value
+    if default is _UNSET:
+        raise ImproperlyConfigured(f"{name} is required: {VARIABLES[name].help}")
+    return default  # type: ignore[return-value]
+
+
+def boolean(name: str, default: bool) -> bool:
+    if not is_set(name):
+        return default
+    try:
+        return _env.bool(name)
+    except (ValueError, environ.ImproperlyConfigured) as exc:
+        raise ImproperlyConfigured(f"{name} must be true or false, not {os.environ[name]!r}") from exc
+
+
+def number(name: str, default: float, *, minimum: float = 0, integer: bool = True) -> float:
+    raw = text(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError as exc:
+        kind = "a whole number" if integer else "a number"
+        raise ImproperlyConfigured(f"{name} must be {kind}, not {raw!r}") from exc
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
+
+
+def integer(name: str, default: int, *, minimum: int = 0) -> int:
+    return int(number(name, default, minimum=minimum))
+
+
+def listing(name: str, default: list[str]) -> list[str]:
+    raw = text(name, "")
+    if not raw:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def url(name: str, schemes: tuple[str, ...]) -> str:
+    value = text(name)
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise ImproperlyConfigured(
+            f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, not {_redact(value)!r}"
+        )
+    if not parts.hostname:
+        raise ImproperlyConfigured(f"{name} has no host: {_redact(value)!r}")
+    return value
+
+
+def database(name: str = "DATABASE_URL") -> dict:
+    return environ.Env.db_url_config(url(name, DATABASE_SCHEMES))
+
+
+def _redact(value: str) -> str:
+    """The URL without its password, fit for an error message."""
+    parts = urlsplit(value)
+    if parts.password:
+        return value.replace(f":{parts.password}@", ":***@")
+    return value

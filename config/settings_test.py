@@ -1,0 +1,16 @@
+"""Unit-test settings: SQLite in memory, an in-memory broker, no services at all.
+
+Whatever the shell exports (CI exports the distributed variables for the integration
+run), unit tests stay on SQLite.
+"""
+
+from config.settings import *  # noqa: F403
+
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+CELERY_TASK_ALWAYS_EAGER = False  # unit tests call services; tasks are tested on real workers
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+HEALTH_WORKER_TIMEOUT = 0.2
