@@ -121,7 +121,6 @@ VARIABLES: dict[str, Variable] = {
     ]
 }
 
-_env = environ.Env()
 _UNSET = object()
 
 DATABASE_SCHEMES = ("postgres", "postgresql")
@@ -149,12 +148,14 @@ def text(name: str, default: str | object = _UNSET) -> str:
 
 
 def boolean(name: str, default: bool) -> bool:
-    if not is_set(name):
+    raw = text(name, "").lower()
+    if not raw:
         return default
-    try:
-        return _env.bool(name)
-    except (ValueError, environ.ImproperlyConfigured) as exc:
-        raise ImproperlyConfigured(f"{name} must be true or false, not {os.environ[name]!r}") from exc
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
 
 
 def number(name: str, default: float, *, minimum: float = 0, integer: bool = True) -> float:

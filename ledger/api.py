@@ -16,7 +16,7 @@ from ledger.models import Company
 
 
 class CompanySerializer(serializers.ModelSerializer):
-    timezone = TimeZoneSerializerField(use_pytz=False)
+    timezone = TimeZoneSerializerField(use_pytz=False, required=False)
 
     class Meta:
         model = Company
@@ -91,7 +91,7 @@ class MeView(APIView):
         return Response(MeSerializer(data).data)
 
 
-router = SimpleRouter(trailing_slash=False)
+router = SimpleRouter(trailing_slash=False, use_regex_path=False)
 router.register("companies", CompanyViewSet, basename="company")
 
 urlpatterns = [path("me", MeView.as_view(), name="me"), *router.urls]

@@ -1,0 +1,75 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from ledger.models import Company
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def var_dir(settings, tmp_path, monkeypatch):
+    settings.VAR_DIR = tmp_path
+    settings.MODE = "embedded"
+    for name in ("ADMIN_USERNAME", "ADMIN_PASSWORD", "ADMIN_EMAIL", "FLOWER_BASIC_AUTH"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_admin_is_created_once_with_a_generated_password_kept_for_reruns(var_dir, capsys):
+    call_command("ensure_admin")
+    call_command("ensure_admin")
+
+    out = capsys.readouterr().out.splitlines()
+    password = (var_dir / "admin_password").read_text()
+    assert out == [
+        f"admin user 'admin' created; password: {password}",
+        f"admin user 'admin' exists; password: {password}",
+    ]
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
+
+
+def test_admin_password_from_the_environment_wins(var_dir, monkeypatch, capsys):
+    call_command("ensure_admin")
+    monkeypatch.setenv("ADMIN_PASSWORD", "a-long-chosen-password")
+
+    call_command("ensure_admin")
+
+    assert get_user_model().objects.get(username="admin").check_password("a-long-chosen-password")
+    assert "password set from ADMIN_PASSWORD" in capsys.readouterr().out
+
+
+def test_a_password_changed_in_the_admin_is_not_printed_or_reset(var_dir, capsys):
+    call_command("ensure_admin")
+    admin = get_user_model().objects.get(username="admin")
+    admin.set_password("changed-by-the-operator")
+    admin.save()
+
+    call_command("ensure_admin")
+
+    assert "password: (unknown" in capsys.readouterr().out.splitlines()[-1]
+    admin.refresh_from_db()
+    assert admin.check_password("changed-by-the-operator")
+
+
+def test_flower_uses_the_admin_credentials_unless_told_otherwise(var_dir, monkeypatch):
+    from scheduling.credentials import flower_basic_auth
+
+    call_command("ensure_admin")
+    password = (var_dir / "admin_password").read_text()
+    assert flower_basic_auth() == f"admin:{password}"
+
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "ops:s3cret")
+    assert flower_basic_auth() == "ops:s3cret"
+
+
+def test_demo_data_loads_once(capsys):
+    call_command("load_demo")
+    call_command("load_demo")
+
+    assert Company.objects.filter(slug="demo").count() == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "ledger: company 'demo' created",
+        "ledger: company 'demo' already there",
+    ]

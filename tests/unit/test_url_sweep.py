@@ -1,0 +1,83 @@
+"""Walk every URL: an anonymous caller and a caller from another company are refused.
+
+A new API route with a path parameter must say here how to name an object of the
+owner's company; the sweep fails until it does, so no route escapes it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = {"api/v1/health", "api/v1/auth/token", "api/schema/", "api/docs/"}
+
+# route → how to name an object that belongs to the owner's company
+OWNED_OBJECT = {
+    "api/v1/companies/<pk>": lambda company: company.pk,
+}
+
+
+def all_routes() -> list[str]:
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                yield prefix + str(pattern.pattern)
+
+    # "<str:pk>" and "<pk>" name the same route here
+    return sorted({re.sub(r"<\w+:(\w+)>", r"<\1>", route) for route in walk(get_resolver().url_patterns)})
+
+
+def api_routes() -> list[str]:
+    return [r for r in all_routes() if r.startswith("api/") and r not in PUBLIC]
+
+
+def has_parameters(route: str) -> bool:
+    return "<" in route or "(?P" in route
+
+
+def concrete(route: str, value) -> str:
+    return "/" + re.sub(r"<\w+>", str(value), route)
+
+
+@pytest.mark.parametrize("route", api_routes())
+def test_anonymous_callers_are_refused(client, company, route):
+    path = concrete(route, company.pk)
+
+    for method in ("get", "post", "patch", "delete"):
+        response = getattr(client, method)(path)
+        assert response.status_code in (401, 405), f"{method.upper()} {path}: {response.status_code}"
+        assert response.json()["error"]["code"] in ("not_authenticated", "method_not_allowed")
+
+
+@pytest.mark.parametrize("route", [r for r in api_routes() if has_parameters(r)])
+def test_another_companys_caller_cannot_reach_the_object(api, company, outsider, route):
+    assert route in OWNED_OBJECT, f"the sweep does not know how to name an object for {route}"
+    path = concrete(route, OWNED_OBJECT[route](company))
+
+    client = api.as_user(outsider)
+    for method in ("get", "patch", "put", "delete"):
+        response = getattr(client, method)(path, {}, format="json")
+        assert response.status_code in (403, 404, 405), f"{method.upper()} {path}: {response.status_code}"
+
+
+@pytest.mark.parametrize("route", [r for r in all_routes() if r.startswith("admin/") and not has_parameters(r)])
+def test_admin_pages_send_strangers_to_the_login(client, outsider, route):
+    if route in ("admin/login/", "admin/logout/"):
+        pytest.skip("the login page itself")
+    for user in (None, outsider):
+        if user:
+            client.force_login(user)
+        response = client.get("/" + route)
+        assert response.status_code == 302, f"/{route}: {response.status_code}"
+        assert response["Location"].startswith("/admin/login/")
+
+
+def test_the_sweep_sees_the_api():
+    assert "api/v1/companies" in api_routes()
+    assert set(OWNED_OBJECT) <= set(api_routes())
