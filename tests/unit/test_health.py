@@ -97,3 +97,17 @@ def test_health_command_exits_non_zero_when_critical_check_fails(worker_answers)
         pytest.raises(CommandError, match="critical check is failing"),
     ):
         call_command("health")
+
+
+def test_health_command_can_require_a_non_critical_check():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="required check failing: beat"):
+        call_command("health", require="beat")
+
+
+def test_health_command_refuses_unknown_check_names():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="unknown checks disk"):
+        call_command("health", require="disk")
