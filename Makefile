@@ -46,7 +46,7 @@ check-migrations: $(VENV)/.installed-dev
 	DJANGO_SETTINGS_MODULE=config.settings_test $(MANAGE) makemigrations --check --dry-run
 
 bench: $(VENV)/.installed-dev
-	$(PY) bench/run.py
+	for bench in bench/*.py; do echo "== $$bench"; $(PY) $$bench || exit 1; done
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
