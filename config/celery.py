@@ -6,7 +6,10 @@ import os
 
 from celery import Celery
 
+from config.startup import load_settings_or_exit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+load_settings_or_exit()
 
 app = Celery("countinghouse")
 app.config_from_object("django.conf:settings", namespace="CELERY")

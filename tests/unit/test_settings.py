@@ -73,9 +73,24 @@ def test_missing_or_malformed_setting_stops_start_up_naming_it(tmp_path, variabl
     result = load_settings(tmp_path, **variables)
 
     assert result.returncode != 0
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured")
-    assert named in last_line
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("countinghouse: configuration error: ")
+    assert named in result.stderr
+
+
+def test_manage_py_reports_a_bad_setting_in_one_line(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if k not in env.VARIABLES}
+    environment.update(COUNTINGHOUSE_VAR_DIR=str(tmp_path), REDIS_URL="redis://cache:6379/1")
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "countinghouse: configuration error: DATABASE_URL is required in distributed mode (REDIS_URL set); "
+        "unset all of DATABASE_URL, CELERY_BROKER_URL, REDIS_URL for the embedded mode"
+    ]
 
 
 def test_error_messages_never_show_a_password(monkeypatch):
