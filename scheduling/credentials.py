@@ -6,6 +6,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 
 from config import env
 
@@ -60,8 +61,6 @@ def flower_basic_auth() -> str | None:
     configured = env.text("FLOWER_BASIC_AUTH", "")
     if configured:
         if ":" not in configured:
-            from django.core.exceptions import ImproperlyConfigured
-
             raise ImproperlyConfigured("FLOWER_BASIC_AUTH must be user:password")
         return configured
     password = env.text("ADMIN_PASSWORD", "") or saved_password()

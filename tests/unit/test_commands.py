@@ -73,3 +73,25 @@ def test_demo_data_loads_once(capsys):
         "ledger: company 'demo' created",
         "ledger: company 'demo' already there",
     ]
+
+
+def test_runplatform_refuses_malformed_flower_credentials_in_one_line(var_dir, monkeypatch):
+    from django.core.management import CommandError
+
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "no-colon-here")
+
+    with pytest.raises(CommandError, match="FLOWER_BASIC_AUTH must be user:password"):
+        call_command("runplatform")
+
+
+def test_runplatform_plans_web_workers_beat_and_flower(var_dir, monkeypatch):
+    from scheduling.management.commands.runplatform import Command
+
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "ops:secret")
+
+    children = Command().plan("127.0.0.1", 8000, 5555, workers=2, flower=True)
+
+    assert [c.name for c in children] == ["web", "worker1", "worker2", "beat", "flower"]
+    assert "ops:secret" not in " ".join(children[-1].argv)
+    assert children[-1].env["FLOWER_BASIC_AUTH"] == "ops:secret"
+    assert "-Q" in children[1].argv

@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from config import env
@@ -104,84 +105,30 @@ class Command(BaseCommand):
         self.stdout.write("all processes stopped")
 
     def plan(self, host: str, web_port: int, flower_port: int, workers: int, flower: bool) -> list[Child]:
-        python = sys.executable
-        queues = ",".join(settings.QUEUES)
-        children = [
-            Child(
-                "web",
-                [
-                    python,
-                    "-m",
-                    "gunicorn",
-                    "config.wsgi",
-                    "--bind",
-                    f"{host}:{web_port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                    "--graceful-timeout",
-                    "10",
-                    "--access-logfile",
-                    "-",
-                ],
-            ),
-        ]
+        python, queues = sys.executable, ",".join(settings.QUEUES)
+        gunicorn = "gunicorn config.wsgi --workers 2 --threads 4 --graceful-timeout 10 --access-logfile -"
+        children = [Child("web", [python, "-m", *gunicorn.split(), "--bind", f"{host}:{web_port}"])]
         for n in range(1, workers + 1):
-            children.append(
-                Child(
-                    f"worker{n}",
-                    [
-                        python,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "config",
-                        "worker",
-                        "-Q",
-                        queues,
-                        "-n",
-                        f"worker{n}@%h",
-                        "--concurrency",
-                        str(settings.CELERY_WORKER_CONCURRENCY),
-                        "--loglevel",
-                        settings.LOG_LEVEL,
-                    ],
-                )
-            )
-        children.append(
-            Child(
-                "beat",
-                [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "beat",
-                    "--loglevel",
-                    settings.LOG_LEVEL,
-                    "--pidfile",
-                    "",
-                ],
-            )
-        )
+            worker = f"celery -A config worker -Q {queues} -n worker{n}@%h --loglevel {settings.LOG_LEVEL}"
+            concurrency = ["--concurrency", str(settings.CELERY_WORKER_CONCURRENCY)]
+            children.append(Child(f"worker{n}", [python, "-m", *worker.split(), *concurrency]))
+        beat = f"celery -A config beat --loglevel {settings.LOG_LEVEL}"
+        children.append(Child("beat", [python, "-m", *beat.split(), "--pidfile", ""]))
         if flower:
-            auth = flower_basic_auth()
+            try:
+                auth = flower_basic_auth()
+            except ImproperlyConfigured as exc:
+                raise CommandError(str(exc)) from exc
             if not auth:
                 raise CommandError("Flower needs credentials: set FLOWER_BASIC_AUTH=user:password (or ADMIN_PASSWORD)")
             # Flower reads FLOWER_* from its environment; the password stays out of `ps`.
-            children.append(
-                Child(
-                    "flower",
-                    [python, "-m", "celery", "-A", "config", "flower", f"--address={host}", f"--port={flower_port}"],
-                    env={
-                        "FLOWER_BASIC_AUTH": auth,
-                        "FLOWER_MAX_TASKS": str(env.integer("FLOWER_MAX_TASKS", 10000, minimum=1)),
-                        "FLOWER_PERSISTENT": "False",
-                    },
-                )
-            )
+            flower_env = {
+                "FLOWER_BASIC_AUTH": auth,
+                "FLOWER_MAX_TASKS": str(env.integer("FLOWER_MAX_TASKS", 10000, minimum=1)),
+                "FLOWER_PERSISTENT": "False",
+            }
+            argv = [python, "-m", "celery", "-A", "config", "flower", f"--address={host}", f"--port={flower_port}"]
+            children.append(Child("flower", argv, env=flower_env))
         return children
 
     def echo(self, name: str, line: str) -> None:
