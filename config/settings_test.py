@@ -14,3 +14,4 @@ CELERY_TASK_ALWAYS_EAGER = False  # unit tests call services; tasks are tested o
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 HEALTH_WORKER_TIMEOUT = 0.2
+STATIC_ROOT = None  # tests serve no collected static files; whitenoise would warn about the folder
