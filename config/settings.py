@@ -205,7 +205,10 @@ SPECTACULAR_SETTINGS = {
 
 QUEUES = ("default", "billing", "receivables", "ledger", "notifications")
 
-CELERY_BROKER_URL = env.url("CELERY_BROKER_URL", env.BROKER_SCHEMES) if MODE == "distributed" else "filesystem://"
+if MODE == "distributed":
+    CELERY_BROKER_URL = env.url("CELERY_BROKER_URL", env.BROKER_SCHEMES)
+else:
+    CELERY_BROKER_URL = "filesystem://localhost//"  # the host means nothing here; naming one keeps kombu quiet
 
 CELERY_TASK_SOFT_TIME_LIMIT = env.integer("CELERY_TASK_SOFT_TIME_LIMIT", 3300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env.integer("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)

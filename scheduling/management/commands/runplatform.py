@@ -24,7 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from config import env
-from scheduling.credentials import admin_username, flower_basic_auth
+from scheduling.credentials import admin_username, flower_basic_auth, saved_password
 
 POLL_SECONDS = 0.2
 
@@ -106,7 +106,9 @@ class Command(BaseCommand):
 
     def plan(self, host: str, web_port: int, flower_port: int, workers: int, flower: bool) -> list[Child]:
         python, queues = sys.executable, ",".join(settings.QUEUES)
-        gunicorn = "gunicorn config.wsgi --workers 2 --threads 4 --graceful-timeout 10 --access-logfile -"
+        gunicorn = (
+            "gunicorn config.wsgi --workers 2 --threads 4 --graceful-timeout 10 --access-logfile - --no-control-socket"
+        )
         children = [Child("web", [python, "-m", *gunicorn.split(), "--bind", f"{host}:{web_port}"])]
         for n in range(1, workers + 1):
             worker = f"celery -A config worker -Q {queues} -n worker{n}@%h --loglevel {settings.LOG_LEVEL}"
@@ -147,16 +149,18 @@ class Command(BaseCommand):
                 break  # it answers; 503 just means not everything is up yet
             except OSError:
                 time.sleep(0.5)
-        auth = flower_basic_auth() or ""
+        password = env.text("ADMIN_PASSWORD", "") and "from ADMIN_PASSWORD"
+        password = password or saved_password() or "as changed in the admin"
         lines = [
             "",
             f"Countinghouse is running ({settings.MODE} mode). Ctrl-C stops everything.",
-            f"  admin     {base}/admin/        user {admin_username()!r}",
+            f"  admin     {base}/admin/        user {admin_username()!r}, password {password}",
             f"  API docs  {base}/api/docs/",
             f"  health    {base}/api/v1/health",
         ]
         if any(c.name == "flower" for c in children):
-            lines.append(f"  Flower    http://{host}:{flower_port}/   basic auth {auth.split(':', 1)[0]!r}")
+            same = "the admin's" if not env.is_set("FLOWER_BASIC_AUTH") else "from FLOWER_BASIC_AUTH"
+            lines.append(f"  Flower    http://{host}:{flower_port}/   credentials {same}")
         lines.append("")
         with self._lock:
             self.stdout.write("\n".join(lines))
