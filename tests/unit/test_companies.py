@@ -156,3 +156,14 @@ def test_business_date_follows_the_company_timezone(time_machine):
 
     assert Company(timezone="Pacific/Auckland").today() == datetime.date(2026, 11, 22)
     assert Company(timezone="America/New_York").today() == datetime.date(2026, 11, 21)
+
+
+def test_company_list_costs_the_same_queries_for_many_companies(api, staff, django_assert_num_queries):
+    client = api.as_user(staff)
+    CompanyFactory.create_batch(3)
+    with django_assert_num_queries(2):  # the token's user, then one page of companies
+        client.get("/api/v1/companies")
+
+    CompanyFactory.create_batch(30)
+    with django_assert_num_queries(2):
+        client.get("/api/v1/companies")
