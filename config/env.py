@@ -64,6 +64,11 @@ VARIABLES: dict[str, Variable] = {
         Variable(
             "DATABASE_CONN_MAX_AGE", "60", "Seconds a PostgreSQL connection is kept open (0 closes after each request)."
         ),
+        Variable(
+            "AUTH_TOKEN_RATE",
+            "20/min",
+            "Token requests (POST /api/v1/auth/token) allowed per client address, as n/sec, n/min or n/hour.",
+        ),
         Variable("LOG_LEVEL", "INFO", "Log level of the platform's own loggers."),
         # Celery
         Variable(
@@ -82,6 +87,23 @@ VARIABLES: dict[str, Variable] = {
             "Messages a worker process reserves ahead; 1 suits long tasks.",
         ),
         Variable("CELERY_WORKER_CONCURRENCY", "2", "Processes per worker started by make run and docker compose."),
+        Variable(
+            "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",
+            "0",
+            "Seconds running tasks get on a cold shutdown before they are cancelled and requeued "
+            "(docker compose sets it under the worker's stop grace period).",
+        ),
+        Variable(
+            "REMAP_SIGTERM",
+            "",
+            "Read by Celery itself: SIGQUIT makes SIGTERM a cold shutdown with the soft timeout above "
+            "(docker compose sets it for workers).",
+        ),
+        Variable(
+            "RABBITMQ_CONSUMER_TIMEOUT",
+            "1800",
+            "The RabbitMQ server's consumer_timeout in seconds; CELERY_TASK_TIME_LIMIT must stay below it.",
+        ),
         Variable("CELERY_RESULT_EXPIRES", "604800", "Seconds task results are kept in the database."),
         # Health
         Variable(
@@ -185,13 +207,18 @@ def listing(name: str, default: list[str]) -> list[str]:
 
 def url(name: str, schemes: tuple[str, ...]) -> str:
     value = text(name)
+    shown = redact(value)
     parts = urlsplit(value)
     if parts.scheme not in schemes:
         raise ImproperlyConfigured(
-            f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, not {_redact(value)!r}"
+            f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, not {shown!r}"
         )
+    try:
+        parts.port  # noqa: B018 — parsing the port is the check
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has a malformed port: {shown!r}") from None
     if not parts.hostname:
-        raise ImproperlyConfigured(f"{name} has no host: {_redact(value)!r}")
+        raise ImproperlyConfigured(f"{name} has no host: {shown!r}")
     return value
 
 
@@ -199,9 +226,12 @@ def database(name: str = "DATABASE_URL") -> dict:
     return environ.Env.db_url_config(url(name, DATABASE_SCHEMES))
 
 
-def _redact(value: str) -> str:
-    """The URL without its password, fit for an error message."""
-    parts = urlsplit(value)
-    if parts.password:
-        return value.replace(f":{parts.password}@", ":***@")
-    return value
+def redact(value: str) -> str:
+    """The URL with everything between the scheme and the host masked, fit for a message.
+
+    Masks up to the last "@", so a password holding "/", "?", "#" or "@" stays hidden.
+    """
+    scheme, separator, rest = value.partition("://")
+    if not separator or "@" not in rest:
+        return value
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

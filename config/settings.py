@@ -10,6 +10,7 @@ Two modes, chosen by the environment:
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -173,6 +174,12 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # --- API ----------------------------------------------------------------------------
 
+AUTH_TOKEN_RATE = env.text("AUTH_TOKEN_RATE", "20/min")
+if not re.fullmatch(r"[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)", AUTH_TOKEN_RATE):
+    raise ImproperlyConfigured(
+        f"AUTH_TOKEN_RATE must look like 20/min (n/sec, n/min, n/hour, n/day), not {AUTH_TOKEN_RATE!r}"
+    )
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -184,6 +191,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"auth": AUTH_TOKEN_RATE},
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -220,6 +228,7 @@ if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT")
 
 if CELERY_BROKER_URL.startswith("filesystem"):
+    CELERY_BROKER_TRANSPORT = "config.filesystem_broker:Transport"  # kombu's, without its races
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(VAR_DIR / "broker/queues"),
         "data_folder_out": str(VAR_DIR / "broker/queues"),
@@ -233,6 +242,16 @@ elif CELERY_BROKER_URL.startswith("redis"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    # RabbitMQ closes the channel of a consumer that holds an unacknowledged message
+    # longer than its consumer_timeout (30 min by default): with acks_late, any task
+    # running that long. Refuse a time limit the server would cut short.
+    RABBITMQ_CONSUMER_TIMEOUT = env.integer("RABBITMQ_CONSUMER_TIMEOUT", 1800, minimum=1)
+    if CELERY_TASK_TIME_LIMIT >= RABBITMQ_CONSUMER_TIMEOUT:
+        raise ImproperlyConfigured(
+            f"CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}s) must be below RABBITMQ_CONSUMER_TIMEOUT "
+            f"({RABBITMQ_CONSUMER_TIMEOUT}s): raise consumer_timeout on the RabbitMQ server and set "
+            "RABBITMQ_CONSUMER_TIMEOUT to match, or lower the time limits"
+        )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 4
 
@@ -247,6 +266,10 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.integer("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
 CELERY_WORKER_CONCURRENCY = env.integer("CELERY_WORKER_CONCURRENCY", 2, minimum=1)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 500
+# On a cold shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT) running tasks get
+# this long to finish; then they are cancelled and their messages requeued at once,
+# rather than after the broker's visibility timeout.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.number("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0.0, minimum=0, integer=False)
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True

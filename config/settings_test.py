@@ -9,6 +9,7 @@ from config.settings import *  # noqa: F403
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT = None  # the embedded filesystem transport would override memory://
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = False  # unit tests call services; tasks are tested on real workers
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

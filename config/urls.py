@@ -2,11 +2,20 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.throttling import ScopedRateThrottle
+
+
+class ObtainToken(ObtainAuthToken):
+    """Username and password for a token, rate-limited per client address against guessing."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
 
 api_v1 = [
     path("", include("scheduling.api")),
     path("", include("ledger.api")),
-    path("auth/token", ObtainAuthToken.as_view(), name="auth-token"),
+    path("auth/token", ObtainToken.as_view(), name="auth-token"),
 ]
 
 urlpatterns = [

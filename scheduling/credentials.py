@@ -10,58 +10,83 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config import env
 
-PASSWORD_FILE = "admin_password"
+ADMIN_PASSWORD_FILE = "admin_password"
+FLOWER_PASSWORD_FILE = "flower_password"
 
 
 def admin_username() -> str:
     return env.text("ADMIN_USERNAME", "admin")
 
 
-def saved_password() -> str | None:
-    path = settings.VAR_DIR / PASSWORD_FILE
+def _saved(name: str) -> str | None:
+    path = settings.VAR_DIR / name
     return path.read_text().strip() if path.exists() else None
 
 
-def ensure_admin() -> tuple[str, str | None, str]:
-    """Create or update the superuser. Returns (username, password if known, what happened).
+def _save(name: str, secret: str) -> None:
+    path = settings.VAR_DIR / name
+    path.write_text(secret)
+    path.chmod(0o600)
 
-    ADMIN_PASSWORD, when set, always wins. Otherwise a generated password is kept in the
-    var directory (embedded mode) so that a second `make run` can print it again; once an
-    operator changes it in the admin, it is no longer known and not printed.
+
+def saved_admin_password() -> str | None:
+    return _saved(ADMIN_PASSWORD_FILE)
+
+
+def ensure_admin() -> tuple[str, str, str]:
+    """Create or update the superuser. Returns (username, the password to show, what happened).
+
+    ADMIN_PASSWORD, when set, always wins and is never shown. Otherwise a generated
+    password is kept in the var directory (embedded mode) so that a second `make run`
+    can print it again, until an operator changes it in the admin.
     """
     User = get_user_model()
     username = admin_username()
-    email = env.text("ADMIN_EMAIL", "admin@example.com")
     wanted = env.text("ADMIN_PASSWORD", "")
     user = User.objects.filter(username=username).first()
 
     if user is None:
         password = wanted or secrets.token_urlsafe(12)
-        User.objects.create_superuser(username=username, email=email, password=password)
-        if not wanted and settings.MODE == "embedded":
-            path = settings.VAR_DIR / PASSWORD_FILE
-            path.write_text(password)
-            path.chmod(0o600)
+        User.objects.create_superuser(
+            username=username, email=env.text("ADMIN_EMAIL", "admin@example.com"), password=password
+        )
+        if wanted:
+            return username, "(from ADMIN_PASSWORD)", "created"
+        if settings.MODE == "embedded":
+            _save(ADMIN_PASSWORD_FILE, password)
         return username, password, "created"
 
     if wanted:
         if not user.check_password(wanted):
             user.set_password(wanted)
             user.save(update_fields=["password"])
-            return username, wanted, "password set from ADMIN_PASSWORD"
-        return username, wanted, "exists"
-    saved = saved_password()
+            return username, "(from ADMIN_PASSWORD)", "exists; password set from ADMIN_PASSWORD"
+        return username, "(from ADMIN_PASSWORD)", "exists"
+    saved = saved_admin_password()
     if saved and user.check_password(saved):
         return username, saved, "exists"
-    return username, None, "exists; its password was changed since it was generated"
+    # Changed in the admin since: the saved copy is stale and must not be printed again.
+    (settings.VAR_DIR / ADMIN_PASSWORD_FILE).unlink(missing_ok=True)
+    return username, "(as set in the admin; manage.py changepassword resets it)", "exists"
 
 
-def flower_basic_auth() -> str | None:
-    """user:password for Flower: FLOWER_BASIC_AUTH, else the admin's known credentials."""
+def flower_basic_auth() -> tuple[str, str]:
+    """user:password for Flower, and where it came from.
+
+    FLOWER_BASIC_AUTH wins. In embedded mode, without it, Flower gets the admin's user
+    name and a generated password of its own kept in the var directory; in distributed
+    mode it is required, so Flower never starts open.
+    """
     configured = env.text("FLOWER_BASIC_AUTH", "")
     if configured:
-        if ":" not in configured:
+        user, _, password = configured.partition(":")
+        if not user or not password:
             raise ImproperlyConfigured("FLOWER_BASIC_AUTH must be user:password")
-        return configured
-    password = env.text("ADMIN_PASSWORD", "") or saved_password()
-    return f"{admin_username()}:{password}" if password else None
+        return configured, "FLOWER_BASIC_AUTH"
+    if settings.MODE != "embedded":
+        raise ImproperlyConfigured("FLOWER_BASIC_AUTH is required in distributed mode (user:password)")
+    password = _saved(FLOWER_PASSWORD_FILE)
+    if not password:
+        password = secrets.token_urlsafe(12)
+        _save(FLOWER_PASSWORD_FILE, password)
+    return f"{admin_username()}:{password}", f"var/{FLOWER_PASSWORD_FILE}"

@@ -110,6 +110,10 @@ def start_worker(platform_env, processes, tmp_path):
         environment = {**platform_env, **(env or {})}
         if broker:
             environment["CELERY_BROKER_URL"] = broker
+        if broker and broker.startswith("amqp"):
+            # below RabbitMQ's default consumer_timeout (30 min), as the settings insist
+            environment.setdefault("CELERY_TASK_SOFT_TIME_LIMIT", "1500")
+            environment.setdefault("CELERY_TASK_TIME_LIMIT", "1700")
         argv = celery("worker", "-Q", QUEUES, "-n", f"{name}@%h", "-c", str(concurrency), "--loglevel", "INFO")
         worker = PlatformProcess(name, argv, environment, tmp_path)
         processes.append(worker.start())

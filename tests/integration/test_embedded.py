@@ -124,10 +124,13 @@ def test_embedded_platform_runs_everything_at_once_without_lock_errors(embedded_
         assert health["mode"] == "embedded"
 
         assert get(f"{web}/api/docs/")[0] == 200
+        flower_auth = f"admin:{(tmp_path / 'var' / 'flower_password').read_text()}"
+        assert f"password {flower_auth.split(':')[1]}" in platform.output()
         assert get(f"{flower}/")[0] == 401
-        assert get(f"{flower}/", auth=f"admin:{PASSWORD}")[0] == 200
+        assert get(f"{flower}/", auth=f"admin:{PASSWORD}")[0] == 401
+        assert get(f"{flower}/", auth=flower_auth)[0] == 200
         seen_by_flower = wait_for(
-            lambda: result["ids"][-1] in get(f"{flower}/api/tasks?limit=1000", auth=f"admin:{PASSWORD}")[1].decode(),
+            lambda: result["ids"][-1] in get(f"{flower}/api/tasks?limit=1000", auth=flower_auth)[1].decode(),
             timeout=30,
             what="Flower to list the tasks",
         )

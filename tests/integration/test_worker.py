@@ -90,3 +90,16 @@ def test_kill_9_of_a_worker_hands_its_task_to_another(start_worker):
 
     answer = result.get(timeout=90)
     assert answer["worker"] == second.nodename
+
+
+def test_cold_shutdown_requeues_the_running_task_at_once(broker_url, start_worker):
+    first = start_worker(broker=broker_url)
+    result = send_probe(broker_url, hold=5)
+    started_pid(result)
+
+    first.send(signal.SIGQUIT)  # cold shutdown: cancel running tasks, requeue their messages
+    first.process.wait(30)
+    second = start_worker(broker=broker_url)
+
+    answer = result.get(timeout=30)  # well inside Redis's visibility timeout
+    assert answer["worker"] == second.nodename

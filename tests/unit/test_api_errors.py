@@ -56,3 +56,15 @@ def test_server_error_under_api_is_json(rf):
 
     assert response.status_code == 500
     assert b'"code": "server_error"' in response.content
+
+
+def test_password_guessing_for_tokens_is_rate_limited(api, owner, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    attempts = [api.post("/api/v1/auth/token", {"username": "owner", "password": f"guess{n}"}) for n in range(21)]
+
+    assert [r.status_code for r in attempts[:20]] == [400] * 20
+    assert attempts[20].status_code == 429
+    assert attempts[20].json()["error"]["code"] == "throttled"
+    cache.clear()

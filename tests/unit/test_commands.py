@@ -48,20 +48,39 @@ def test_a_password_changed_in_the_admin_is_not_printed_or_reset(var_dir, capsys
 
     call_command("ensure_admin")
 
-    assert "password: (unknown" in capsys.readouterr().out.splitlines()[-1]
+    assert "password: (as set in the admin" in capsys.readouterr().out.splitlines()[-1]
     admin.refresh_from_db()
     assert admin.check_password("changed-by-the-operator")
+    assert not (var_dir / "admin_password").exists()
 
 
-def test_flower_uses_the_admin_credentials_unless_told_otherwise(var_dir, monkeypatch):
+def test_flower_gets_a_generated_password_of_its_own_in_embedded_mode(var_dir, monkeypatch):
     from scheduling.credentials import flower_basic_auth
 
-    call_command("ensure_admin")
-    password = (var_dir / "admin_password").read_text()
-    assert flower_basic_auth() == f"admin:{password}"
+    first, source = flower_basic_auth()
+    again, _ = flower_basic_auth()
 
+    assert first == again == f"admin:{(var_dir / 'flower_password').read_text()}"
+    assert source == "var/flower_password"
     monkeypatch.setenv("FLOWER_BASIC_AUTH", "ops:s3cret")
-    assert flower_basic_auth() == "ops:s3cret"
+    assert flower_basic_auth() == ("ops:s3cret", "FLOWER_BASIC_AUTH")
+
+
+def test_flower_never_starts_open_in_distributed_mode(var_dir, settings):
+    from django.core.management import CommandError
+
+    settings.MODE = "distributed"
+
+    with pytest.raises(CommandError, match="FLOWER_BASIC_AUTH is required in distributed mode"):
+        call_command("runflower")
+
+
+def test_admin_password_from_the_environment_is_never_printed(var_dir, monkeypatch, capsys):
+    monkeypatch.setenv("ADMIN_PASSWORD", "a-long-chosen-password")
+
+    call_command("ensure_admin")
+
+    assert "a-long-chosen-password" not in capsys.readouterr().out
 
 
 def test_demo_data_loads_once(capsys):
@@ -82,6 +101,8 @@ def test_runplatform_refuses_malformed_flower_credentials_in_one_line(var_dir, m
 
     with pytest.raises(CommandError, match="FLOWER_BASIC_AUTH must be user:password"):
         call_command("runplatform")
+    with pytest.raises(CommandError, match="FLOWER_BASIC_AUTH must be user:password"):
+        call_command("runflower")
 
 
 def test_runplatform_plans_web_workers_beat_and_flower(var_dir, monkeypatch):
@@ -92,6 +113,6 @@ def test_runplatform_plans_web_workers_beat_and_flower(var_dir, monkeypatch):
     children = Command().plan("127.0.0.1", 8000, 5555, workers=2, flower=True)
 
     assert [c.name for c in children] == ["web", "worker1", "worker2", "beat", "flower"]
-    assert "ops:secret" not in " ".join(children[-1].argv)
-    assert children[-1].env["FLOWER_BASIC_AUTH"] == "ops:secret"
+    assert not any("ops:secret" in " ".join(c.argv) for c in children)
+    assert children[-1].argv[-3:] == ["runflower", "--address=127.0.0.1", "--port=5555"]
     assert "-Q" in children[1].argv

@@ -39,6 +39,8 @@ def test_all_service_variables_mean_distributed_mode(tmp_path):
         CELERY_BROKER_URL="amqp://guest:guest@mq:5672//",
         REDIS_URL="redis://cache:6379/1",
         SECRET_KEY="s",
+        CELERY_TASK_SOFT_TIME_LIMIT="1500",
+        CELERY_TASK_TIME_LIMIT="1700",
     )
 
     assert result.returncode == 0, result.stderr
@@ -66,6 +68,7 @@ def test_all_service_variables_mean_distributed_mode(tmp_path):
         ({"CELERY_TASK_TIME_LIMIT": "ten"}, "CELERY_TASK_TIME_LIMIT"),
         ({"CELERY_TASK_TIME_LIMIT": "8000"}, "CELERY_VISIBILITY_TIMEOUT"),
         ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"AUTH_TOKEN_RATE": "lots"}, "AUTH_TOKEN_RATE"),
         ({"HEALTH_CRITICAL_CHECKS": "database,disk"}, "HEALTH_CRITICAL_CHECKS"),
     ],
 )
@@ -91,15 +94,6 @@ def test_manage_py_reports_a_bad_setting_in_one_line(tmp_path):
         "countinghouse: configuration error: DATABASE_URL is required in distributed mode (REDIS_URL set); "
         "unset all of DATABASE_URL, CELERY_BROKER_URL, REDIS_URL for the embedded mode"
     ]
-
-
-def test_error_messages_never_show_a_password(monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", "mysql://books:hunter2@db/x")
-
-    with pytest.raises(ImproperlyConfigured) as raised:
-        env.database()
-
-    assert "hunter2" not in str(raised.value)
 
 
 def test_reading_an_undeclared_variable_is_a_programming_error():
@@ -139,3 +133,38 @@ def test_tasks_route_to_their_apps_queue(task, queue):
     route = app.amqp.router.route({}, task)
 
     assert route["queue"].name == queue
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mysql://books:hunter2@db/x",
+        "mysql://books:hun/ter2@db/x",
+        "postgres://books:hunter2@db:54x32/books",
+        "postgres://books:hu#nter2@:5432/books",
+    ],
+)
+def test_no_malformed_url_error_shows_its_password(monkeypatch, value):
+    monkeypatch.setenv("DATABASE_URL", value)
+
+    with pytest.raises(ImproperlyConfigured) as raised:
+        env.database()
+
+    assert "DATABASE_URL" in str(raised.value)
+    assert "hunter2" not in str(raised.value) and "ter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"CELERY_BROKER_URL": "amqp://guest:guest@mq:5672//"}, "RABBITMQ_CONSUMER_TIMEOUT"),
+        ({"CELERY_BROKER_URL": "redis://r:63x79/0"}, "CELERY_BROKER_URL"),
+    ],
+)
+def test_broker_settings_that_would_fail_later_fail_at_start_up(tmp_path, variables, named):
+    service = {"DATABASE_URL": "postgres://db/x", "REDIS_URL": "redis://r/1", "SECRET_KEY": "s"}
+
+    result = load_settings(tmp_path, **service, **variables)
+
+    assert result.returncode != 0
+    assert named in result.stderr

@@ -8,5 +8,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         username, password, outcome = ensure_admin()
-        shown = password if password else "(unknown: use manage.py changepassword)"
-        self.stdout.write(f"admin user {username!r} {outcome}; password: {shown}")
+        self.stdout.write(f"admin user {username!r} {outcome}; password: {password}")

@@ -1,9 +1,11 @@
 """Start web, worker(s), beat and Flower together and stop them together (make run).
 
-Each process runs in its own session so that Ctrl-C reaches this supervisor only; it
-then asks every child to stop (SIGTERM: warm shutdown for workers, graceful for web)
-and kills what is still running after --stop-timeout. A second Ctrl-C kills at once.
-If any child dies on its own, the others are stopped too and the exit code is 1.
+Each process runs in its own session so that Ctrl-C reaches this supervisor only. It
+then stops the children in steps: SIGTERM (workers finish their running tasks, web
+drains), then after --stop-timeout or a second Ctrl-C SIGQUIT (workers cancel running
+tasks and put their messages back on the queue), then after a few seconds more or a
+third Ctrl-C SIGKILL. If any child dies on its own the others are stopped too and the
+exit code is 1.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from config import env
-from scheduling.credentials import admin_username, flower_basic_auth, saved_password
+from config import env, filesystem_broker
+from scheduling.credentials import admin_username, flower_basic_auth, saved_admin_password
 
 POLL_SECONDS = 0.2
+PRUNE_EVERY = 60.0  # seconds between clean-ups of the embedded broker's event and reply messages
+COLD_SHUTDOWN_GRACE = 10.0  # seconds between SIGQUIT and SIGKILL
 
 
 @dataclass
@@ -55,9 +59,9 @@ class Child:
             echo(self.name, line.rstrip("\n"))
 
     def signal(self, signum: int) -> None:
-        """SIGTERM goes to the main process, which shuts its own pool down warmly; SIGKILL
+        """SIGTERM and SIGQUIT go to the main process, which stops its own pool; SIGKILL
         goes to the whole process group so that nothing is left behind."""
-        if self.process and self.process.poll() is None:
+        if self.running:
             with contextlib.suppress(ProcessLookupError):
                 if signum == signal.SIGKILL:
                     os.killpg(self.process.pid, signum)
@@ -78,7 +82,7 @@ class Command(BaseCommand):
         parser.add_argument("--flower-port", type=int, default=None, help="default FLOWER_PORT or 5555")
         parser.add_argument("--workers", type=int, default=1, help="worker processes to start")
         parser.add_argument("--no-flower", action="store_true")
-        parser.add_argument("--stop-timeout", type=float, default=30.0)
+        parser.add_argument("--stop-timeout", type=float, default=30.0, help="seconds of warm shutdown")
 
     def handle(self, *args, **options) -> None:
         web_port = options["web_port"] or env.integer("WEB_PORT", 8000, minimum=1)
@@ -87,16 +91,23 @@ class Command(BaseCommand):
             raise CommandError("--workers must be at least 1")
         host = options["host"]
         self._lock = threading.Lock()
-        children = self.plan(host, web_port, flower_port, options["workers"], not options["no_flower"])
+        try:
+            flower = flower_basic_auth() if not options["no_flower"] else None
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        children = self.plan(host, web_port, flower_port, options["workers"], flower=bool(flower))
 
-        stop_requests = []
+        stop_requests: list[float] = []
         signal.signal(signal.SIGINT, lambda *_: stop_requests.append(time.monotonic()))
         signal.signal(signal.SIGTERM, lambda *_: stop_requests.append(time.monotonic()))
 
+        if self.embedded_broker:
+            # Nothing runs yet: bindings and messages of event and reply queues are leftovers.
+            filesystem_broker.reset_transient_state(settings.CELERY_BROKER_TRANSPORT_OPTIONS, settings.QUEUES)
         base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for child in children:
             child.start(base_env, self.echo)
-        self.announce(host, web_port, flower_port, children)
+        self.announce(host, web_port, flower_port, flower)
 
         failed = self.supervise(children, stop_requests)
         self.stop(children, stop_requests, options["stop_timeout"])
@@ -104,12 +115,15 @@ class Command(BaseCommand):
             raise CommandError(f"{failed} exited unexpectedly; stopped the rest")
         self.stdout.write("all processes stopped")
 
+    @property
+    def embedded_broker(self) -> bool:
+        return getattr(settings, "CELERY_BROKER_TRANSPORT", "") == "config.filesystem_broker:Transport"
+
     def plan(self, host: str, web_port: int, flower_port: int, workers: int, flower: bool) -> list[Child]:
         python, queues = sys.executable, ",".join(settings.QUEUES)
-        gunicorn = (
-            "gunicorn config.wsgi --workers 2 --threads 4 --graceful-timeout 10 --access-logfile - --no-control-socket"
-        )
-        children = [Child("web", [python, "-m", *gunicorn.split(), "--bind", f"{host}:{web_port}"])]
+        gunicorn = "gunicorn config.wsgi --workers 2 --threads 4 --graceful-timeout 10 --access-logfile -"
+        web = [python, "-m", *gunicorn.split(), "--no-control-socket", "--bind", f"{host}:{web_port}"]
+        children = [Child("web", web)]
         for n in range(1, workers + 1):
             worker = f"celery -A config worker -Q {queues} -n worker{n}@%h --loglevel {settings.LOG_LEVEL}"
             concurrency = ["--concurrency", str(settings.CELERY_WORKER_CONCURRENCY)]
@@ -117,20 +131,8 @@ class Command(BaseCommand):
         beat = f"celery -A config beat --loglevel {settings.LOG_LEVEL}"
         children.append(Child("beat", [python, "-m", *beat.split(), "--pidfile", ""]))
         if flower:
-            try:
-                auth = flower_basic_auth()
-            except ImproperlyConfigured as exc:
-                raise CommandError(str(exc)) from exc
-            if not auth:
-                raise CommandError("Flower needs credentials: set FLOWER_BASIC_AUTH=user:password (or ADMIN_PASSWORD)")
-            # Flower reads FLOWER_* from its environment; the password stays out of `ps`.
-            flower_env = {
-                "FLOWER_BASIC_AUTH": auth,
-                "FLOWER_MAX_TASKS": str(env.integer("FLOWER_MAX_TASKS", 10000, minimum=1)),
-                "FLOWER_PERSISTENT": "False",
-            }
-            argv = [python, "-m", "celery", "-A", "config", "flower", f"--address={host}", f"--port={flower_port}"]
-            children.append(Child("flower", argv, env=flower_env))
+            manage = [python, str(settings.BASE_DIR / "manage.py"), "runflower"]
+            children.append(Child("flower", [*manage, f"--address={host}", f"--port={flower_port}"]))
         return children
 
     def echo(self, name: str, line: str) -> None:
@@ -138,10 +140,10 @@ class Command(BaseCommand):
             self.stdout.write(f"{name:<8}| {line}")
             self.stdout.flush()
 
-    def announce(self, host: str, web_port: int, flower_port: int, children: list[Child]) -> None:
+    def announce(self, host: str, web_port: int, flower_port: int, flower: tuple[str, str] | None) -> None:
         base = f"http://{host}:{web_port}"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and all(c.running for c in children):
+        while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(f"{base}/api/v1/health", timeout=2)
                 break
@@ -149,8 +151,10 @@ class Command(BaseCommand):
                 break  # it answers; 503 just means not everything is up yet
             except OSError:
                 time.sleep(0.5)
-        password = env.text("ADMIN_PASSWORD", "") and "from ADMIN_PASSWORD"
-        password = password or saved_password() or "as changed in the admin"
+        if env.is_set("ADMIN_PASSWORD"):
+            password = "from ADMIN_PASSWORD"
+        else:
+            password = saved_admin_password() or "as set in the admin"
         lines = [
             "",
             f"Countinghouse is running ({settings.MODE} mode). Ctrl-C stops everything.",
@@ -158,35 +162,45 @@ class Command(BaseCommand):
             f"  API docs  {base}/api/docs/",
             f"  health    {base}/api/v1/health",
         ]
-        if any(c.name == "flower" for c in children):
-            same = "the admin's" if not env.is_set("FLOWER_BASIC_AUTH") else "from FLOWER_BASIC_AUTH"
-            lines.append(f"  Flower    http://{host}:{flower_port}/   credentials {same}")
+        if flower:
+            (auth, source) = flower
+            user, _, secret = auth.partition(":")
+            shown = f"password {secret}" if source.startswith("var/") else f"password from {source}"
+            lines.append(f"  Flower    http://{host}:{flower_port}/        user {user!r}, {shown}")
         lines.append("")
         with self._lock:
             self.stdout.write("\n".join(lines))
 
     def supervise(self, children: list[Child], stop_requests: list[float]) -> str | None:
+        next_prune = time.monotonic() + PRUNE_EVERY
         while not stop_requests:
             for child in children:
                 if not child.running:
                     return child.name
+            if self.embedded_broker and time.monotonic() > next_prune:
+                options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+                filesystem_broker.prune_transient_messages(options, settings.QUEUES)
+                next_prune = time.monotonic() + PRUNE_EVERY
             time.sleep(POLL_SECONDS)
         return None
 
     def stop(self, children: list[Child], stop_requests: list[float], timeout: float) -> None:
         self.stdout.write("stopping: " + ", ".join(c.name for c in children if c.running))
-        for child in children:
-            child.signal(signal.SIGTERM)
-        asked = len(stop_requests)
-        deadline = time.monotonic() + timeout
-        while any(c.running for c in children):
-            if time.monotonic() > deadline or len(stop_requests) > asked:
+        steps = [(signal.SIGTERM, timeout), (signal.SIGQUIT, COLD_SHUTDOWN_GRACE), (signal.SIGKILL, 10.0)]
+        for signum, grace in steps:
+            if signum == signal.SIGKILL:
                 for child in children:
                     if child.running:
-                        self.stdout.write(f"{child.name} did not stop in time; killing it")
-                    child.signal(signal.SIGKILL)
+                        self.stdout.write(f"{child.name} did not stop; killing it")
+            for child in children:
+                child.signal(signum)
+            asked, deadline = len(stop_requests), time.monotonic() + grace
+            while any(c.running for c in children):
+                if time.monotonic() > deadline or len(stop_requests) > asked:
+                    break  # out of patience, or Ctrl-C again: next step
+                time.sleep(POLL_SECONDS)
+            else:
                 break
-            time.sleep(POLL_SECONDS)
         for child in children:
             if child.process:
                 child.process.wait()
