@@ -101,7 +101,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, lambda *_: stop_requests.append(time.monotonic()))
         signal.signal(signal.SIGTERM, lambda *_: stop_requests.append(time.monotonic()))
 
-        if self.embedded_broker:
+        if settings.MODE == "embedded":
             # Nothing runs yet: bindings and messages of event and reply queues are leftovers.
             filesystem_broker.reset_transient_state(settings.CELERY_BROKER_TRANSPORT_OPTIONS, settings.QUEUES)
         base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -114,10 +114,6 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} exited unexpectedly; stopped the rest")
         self.stdout.write("all processes stopped")
-
-    @property
-    def embedded_broker(self) -> bool:
-        return getattr(settings, "CELERY_BROKER_TRANSPORT", "") == "config.filesystem_broker:Transport"
 
     def plan(self, host: str, web_port: int, flower_port: int, workers: int, flower: bool) -> list[Child]:
         python, queues = sys.executable, ",".join(settings.QUEUES)
@@ -177,7 +173,7 @@ class Command(BaseCommand):
             for child in children:
                 if not child.running:
                     return child.name
-            if self.embedded_broker and time.monotonic() > next_prune:
+            if settings.MODE == "embedded" and time.monotonic() > next_prune:
                 options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
                 filesystem_broker.prune_transient_messages(options, settings.QUEUES)
                 next_prune = time.monotonic() + PRUNE_EVERY
