@@ -33,12 +33,21 @@ def saved_admin_password() -> str | None:
     return _saved(ADMIN_PASSWORD_FILE)
 
 
-def ensure_admin() -> tuple[str, str, str]:
-    """Create or update the superuser. Returns (username, the password to show, what happened).
+def admin_password_hint() -> str:
+    """What to print for the admin's password: the generated one while it is still
+    valid, otherwise where the password comes from. ADMIN_PASSWORD is never shown."""
+    if env.is_set("ADMIN_PASSWORD"):
+        return "(from ADMIN_PASSWORD)"
+    return saved_admin_password() or "(as set in the admin; manage.py changepassword resets it)"
 
-    ADMIN_PASSWORD, when set, always wins and is never shown. Otherwise a generated
-    password is kept in the var directory (embedded mode) so that a second `make run`
-    can print it again, until an operator changes it in the admin.
+
+def ensure_admin() -> tuple[str, str, str | None]:
+    """Create or update the superuser. Returns (username, what happened, the password if
+    one was generated just now).
+
+    ADMIN_PASSWORD, when set, always wins. Otherwise a generated password is kept in the
+    var directory (embedded mode) so that a second `make run` can print it again, until
+    an operator changes it in the admin.
     """
     User = get_user_model()
     username = admin_username()
@@ -47,27 +56,25 @@ def ensure_admin() -> tuple[str, str, str]:
 
     if user is None:
         password = wanted or secrets.token_urlsafe(12)
-        User.objects.create_superuser(
-            username=username, email=env.text("ADMIN_EMAIL", "admin@example.com"), password=password
-        )
+        email = env.text("ADMIN_EMAIL", "admin@example.com")
+        User.objects.create_superuser(username=username, email=email, password=password)
         if wanted:
-            return username, "(from ADMIN_PASSWORD)", "created"
+            return username, "created", None
         if settings.MODE == "embedded":
             _save(ADMIN_PASSWORD_FILE, password)
-        return username, password, "created"
+        return username, "created", password
 
     if wanted:
-        if not user.check_password(wanted):
-            user.set_password(wanted)
-            user.save(update_fields=["password"])
-            return username, "(from ADMIN_PASSWORD)", "exists; password set from ADMIN_PASSWORD"
-        return username, "(from ADMIN_PASSWORD)", "exists"
+        if user.check_password(wanted):
+            return username, "exists", None
+        user.set_password(wanted)
+        user.save(update_fields=["password"])
+        return username, "exists; password set from ADMIN_PASSWORD", None
     saved = saved_admin_password()
-    if saved and user.check_password(saved):
-        return username, saved, "exists"
-    # Changed in the admin since: the saved copy is stale and must not be printed again.
-    (settings.VAR_DIR / ADMIN_PASSWORD_FILE).unlink(missing_ok=True)
-    return username, "(as set in the admin; manage.py changepassword resets it)", "exists"
+    if saved and not user.check_password(saved):
+        # Changed in the admin since: the saved copy is stale and must not be printed again.
+        (settings.VAR_DIR / ADMIN_PASSWORD_FILE).unlink()
+    return username, "exists", None
 
 
 def flower_basic_auth() -> tuple[str, str]:

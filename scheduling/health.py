@@ -104,8 +104,10 @@ CHECKS: dict[str, Callable[[], str | tuple[str, dict]]] = {
 }
 
 
-def run_check(name: str) -> CheckResult:
+def run_check(name: str, *, skip_because: str = "") -> CheckResult:
     critical = name in settings.HEALTH_CRITICAL_CHECKS
+    if skip_because:
+        return CheckResult(name, False, critical, 0.0, f"not checked: {skip_because}")
     started = time.perf_counter()
     try:
         outcome = CHECKS[name]()
@@ -120,12 +122,9 @@ def run_check(name: str) -> CheckResult:
 def check_health() -> HealthReport:
     results: dict[str, CheckResult] = {}
     for name in CHECKS:
-        if name == "workers" and not results["broker"].ok:
-            # Pinging through a broker that is down only waits out its connection retries.
-            critical = name in settings.HEALTH_CRITICAL_CHECKS
-            results[name] = CheckResult(name, False, critical, 0.0, "not checked: the broker is failing")
-        else:
-            results[name] = run_check(name)
+        # Pinging workers through a broker that is down only waits out its connection retries.
+        broker_down = name == "workers" and not results["broker"].ok
+        results[name] = run_check(name, skip_because="the broker is failing" if broker_down else "")
     checks = list(results.values())
     if any(not r.ok and r.critical for r in checks):
         status = "failing"

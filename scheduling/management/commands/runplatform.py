@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from config import env, filesystem_broker
-from scheduling.credentials import admin_username, flower_basic_auth, saved_admin_password
+from scheduling.credentials import admin_password_hint, admin_username, flower_basic_auth
 
 POLL_SECONDS = 0.2
 PRUNE_EVERY = 60.0  # seconds between clean-ups of the embedded broker's event and reply messages
@@ -147,21 +147,18 @@ class Command(BaseCommand):
                 break  # it answers; 503 just means not everything is up yet
             except OSError:
                 time.sleep(0.5)
-        if env.is_set("ADMIN_PASSWORD"):
-            password = "from ADMIN_PASSWORD"
-        else:
-            password = saved_admin_password() or "as set in the admin"
         lines = [
             "",
             f"Countinghouse is running ({settings.MODE} mode). Ctrl-C stops everything.",
-            f"  admin     {base}/admin/        user {admin_username()!r}, password {password}",
+            f"  admin     {base}/admin/        user {admin_username()!r}, password {admin_password_hint()}",
             f"  API docs  {base}/api/docs/",
             f"  health    {base}/api/v1/health",
         ]
         if flower:
-            (auth, source) = flower
+            auth, source = flower
             user, _, secret = auth.partition(":")
-            shown = f"password {secret}" if source.startswith("var/") else f"password from {source}"
+            # A password the operator chose is not printed; a generated one must be.
+            shown = "password from FLOWER_BASIC_AUTH" if source == "FLOWER_BASIC_AUTH" else f"password {secret}"
             lines.append(f"  Flower    http://{host}:{flower_port}/        user {user!r}, {shown}")
         lines.append("")
         with self._lock:
