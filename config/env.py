@@ -113,6 +113,33 @@ VARIABLES: dict[str, Variable] = {
         ),
         Variable("HEALTH_WORKER_TIMEOUT", "1.5", "Seconds the health check waits for a worker to answer a ping."),
         Variable("HEALTH_BEAT_STALE_AFTER", "60", "Seconds after which beat's last tick counts as stale."),
+        # Job layer
+        Variable(
+            "BEAT_LEASE_SECONDS",
+            "30",
+            "How long the leading beat's lease lasts; a standby beat takes over this long after the leader dies.",
+        ),
+        Variable(
+            "JOB_LOG_RETENTION_DAYS", "90", "Days job logs, finished runs' chunk records and task results are kept."
+        ),
+        Variable(
+            "JOB_MISSED_GRACE",
+            "300",
+            "Seconds after a scheduled slot before the watchdog reports it missed when no run exists for it.",
+        ),
+        Variable(
+            "METRICS_TOKEN",
+            "",
+            "Bearer token Prometheus sends to GET /metrics; unset means only staff sessions and tokens may read it.",
+        ),
+        # Email
+        Variable(
+            "EMAIL_URL",
+            "consolemail://",
+            "Where email goes: smtp://user:pass@host:587 (smtp+tls:// for STARTTLS, smtp+ssl:// for TLS); "
+            "consolemail:// prints it.",
+        ),
+        Variable("DEFAULT_FROM_EMAIL", "countinghouse@localhost", "Sender of the platform's email (job alerts)."),
         # make run / operators
         Variable("ADMIN_USERNAME", "admin", "Superuser created by make run / manage.py ensure_admin."),
         Variable("ADMIN_EMAIL", "admin@example.com", "Email of that superuser."),
@@ -224,6 +251,16 @@ def url(name: str, schemes: tuple[str, ...]) -> str:
 
 def database(name: str = "DATABASE_URL") -> dict:
     return environ.Env.db_url_config(url(name, DATABASE_SCHEMES))
+
+
+def email(name: str, default: str) -> dict:
+    """Django's EMAIL_* settings from a URL (django-environ's schemes)."""
+    value = text(name, default)
+    scheme = value.partition("://")[0]
+    if scheme not in environ.Env.EMAIL_SCHEMES:
+        choices = ", ".join(sorted(s + "://" for s in environ.Env.EMAIL_SCHEMES))
+        raise ImproperlyConfigured(f"{name} must start with one of {choices}, not {redact(value)!r}")
+    return environ.Env.email_url_config(value)
 
 
 def redact(value: str) -> str:

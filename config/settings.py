@@ -294,6 +294,25 @@ for _check in HEALTH_CRITICAL_CHECKS:
 HEALTH_WORKER_TIMEOUT = env.number("HEALTH_WORKER_TIMEOUT", 1.5, minimum=0.1, integer=False)
 HEALTH_BEAT_STALE_AFTER = env.integer("HEALTH_BEAT_STALE_AFTER", 60, minimum=5)
 
+# --- Job layer --------------------------------------------------------------------
+
+SCHEDULING_COMPANY_MODEL = "ledger.Company"  # what a run's company is; the job layer imports no domain app
+BEAT_LEASE_SECONDS = env.integer("BEAT_LEASE_SECONDS", 30, minimum=5)
+JOB_LOG_RETENTION_DAYS = env.integer("JOB_LOG_RETENTION_DAYS", 90, minimum=1)
+JOB_MISSED_GRACE = env.integer("JOB_MISSED_GRACE", 300, minimum=30)
+METRICS_TOKEN = env.text("METRICS_TOKEN", "")
+JOB_MODULES: list[str] = []  # modules declaring jobs besides each app's jobs.py
+JOB_ALERT_DELIVERY = "scheduling.services.alerts.email_staff"  # the notifications app replaces this
+
+# --- Email ----------------------------------------------------------------------------
+
+_email = env.email("EMAIL_URL", "consolemail://")
+EMAIL_BACKEND = _email.pop("EMAIL_BACKEND")
+for _name, _value in _email.items():
+    globals()[_name] = _value
+DEFAULT_FROM_EMAIL = env.text("DEFAULT_FROM_EMAIL", "countinghouse@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- Logging ------------------------------------------------------------------------
 
 LOG_LEVEL = env.text("LOG_LEVEL", "INFO").upper()

@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import ScopedRateThrottle
 
+from scheduling.api.metrics import metrics_view
+
 
 class ObtainToken(ObtainAuthToken):
     """Username and password for a token, rate-limited per client address against guessing."""
@@ -23,6 +25,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = "config.api.not_found"

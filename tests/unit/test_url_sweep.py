@@ -15,9 +15,44 @@ pytestmark = pytest.mark.django_db
 
 PUBLIC = {"api/v1/health", "api/v1/auth/token", "api/schema/", "api/docs/"}
 
-# route → how to name an object that belongs to the owner's company
+def company_run(company):
+    from scheduling.models import JobDefinition, JobRun
+
+    definition = JobDefinition.objects.get(code="TEST_PER_COMPANY")
+    run, _ = JobRun.objects.get_or_create(
+        job=definition,
+        run_key="2026-11-21",
+        company=company,
+        defaults={"business_date": "2026-11-21", "slot_at": "2026-11-21T00:00Z", "trigger": "manual"},
+    )
+    return run.pk
+
+
+def alert_on_company_run(company):
+    from scheduling.models import JobAlert, JobRun
+
+    run = JobRun.objects.get(pk=company_run(company))
+    return JobAlert.objects.create(job=run.job, run=run, cause="blocked", message="blocked").pk
+
+
+def first_schedule(company):
+    from scheduling.models import JobSchedule
+
+    return JobSchedule.objects.order_by("pk").first().pk
+
+
+# route → how to name an object that belongs to the owner's company. The system routes are
+# staff-only; their objects are the platform's, reached here through a company's run.
 OWNED_OBJECT = {
     "api/v1/companies/<pk>": lambda company: company.pk,
+    "api/v1/system/jobs/<code>": lambda company: "TEST_PER_COMPANY",
+    "api/v1/system/schedules/<pk>": first_schedule,
+    "api/v1/system/runs/<pk>": company_run,
+    "api/v1/system/runs/<pk>/logs": company_run,
+    "api/v1/system/runs/<pk>/cancel": company_run,
+    "api/v1/system/runs/<pk>/rerun": company_run,
+    "api/v1/system/runs/<pk>/release": company_run,
+    "api/v1/system/alerts/<pk>/acknowledge": alert_on_company_run,
 }
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
@@ -38,6 +37,3 @@ class HealthView(APIView):
         response = Response(report.as_dict(details=self._is_staff(request)), status=report.http_status)
         response["Cache-Control"] = "no-store"
         return response
-
-
-urlpatterns = [path("health", HealthView.as_view(), name="health")]

@@ -1,0 +1,39 @@
+"""GET /metrics for Prometheus: a bearer token (METRICS_TOKEN) or a staff login."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from scheduling.services import metrics
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _allowed(request: HttpRequest) -> bool:
+    header = request.headers.get("Authorization", "")
+    if settings.METRICS_TOKEN and header.startswith("Bearer "):
+        return hmac.compare_digest(header.removeprefix("Bearer ").strip(), settings.METRICS_TOKEN)
+    if request.user.is_authenticated:
+        return request.user.is_staff
+    if header.startswith("Token "):
+        try:
+            found = TokenAuthentication().authenticate(request)
+        except AuthenticationFailed:
+            return False
+        return bool(found and found[0].is_staff)
+    return False
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET":
+        return HttpResponse("GET only\n", status=405, content_type="text/plain")
+    if not _allowed(request):
+        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(metrics.render(), content_type=CONTENT_TYPE)

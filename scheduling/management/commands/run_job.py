@@ -1,0 +1,126 @@
+import datetime
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework.utils.encoders import JSONEncoder
+
+from scheduling.choices import FINISHED, RunStatus, Trigger
+from scheduling.models import JobDefinition, JobRun
+from scheduling.registry import ParamError
+from scheduling.services import execution, runs
+
+POLL_SECONDS = 0.5
+
+
+class Command(BaseCommand):
+    help = (
+        "Ask for a run of a job (today's slot unless --date) and print its summary. With --wait, wait for it "
+        "to finish and exit non-zero unless it succeeded; --inline executes it in this process instead of a worker."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("code", help="job code, e.g. SYS_HEALTH_CHECK")
+        parser.add_argument("--date", help="the slot's business date, YYYY-MM-DD")
+        parser.add_argument("--company", help="company slug (or id), for jobs that run per company")
+        parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a job parameter")
+        parser.add_argument("--wait", action="store_true", help="wait until the run finishes")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (default 3600)")
+        parser.add_argument("--inline", action="store_true", help="execute here, not on a worker (implies --wait)")
+        parser.add_argument("--rerun", action="store_true", help="run the slot again if its run already finished")
+        parser.add_argument("--json", action="store_true", help="print the run as JSON")
+
+    def handle(self, *args, code: str, **options) -> None:
+        definition = JobDefinition.objects.filter(code=code.upper()).first()
+        if definition is None:
+            known = ", ".join(JobDefinition.objects.registered().values_list("code", flat=True))
+            raise CommandError(f"no job {code}; known jobs: {known}")
+        params = dict(self._param(text) for text in options["param"])
+        try:
+            run, created = runs.request_run(
+                definition,
+                business_date=self._date(options["date"]),
+                company=self._company(options["company"]),
+                params=params,
+                trigger=Trigger.MANUAL,
+            )
+            if not created and options["rerun"] and run.status in runs.RERUNNABLE:
+                run = runs.rerun(run)
+        except ParamError as exc:
+            raise CommandError(f"invalid parameters: {exc}") from exc
+        except runs.RunError as exc:
+            raise CommandError(str(exc)) from exc
+        if not created and not options["rerun"]:
+            self.stderr.write(f"run {run.pk} for {run.run_key} already exists ({run.status}); --rerun runs it again")
+        if options["inline"]:
+            run = self._execute_here(run)
+        elif options["wait"]:
+            run = self._wait(run, options["timeout"])
+        self._print(run, options["json"])
+        if (options["wait"] or options["inline"]) and run.status != RunStatus.SUCCEEDED:
+            raise CommandError(f"run {run.pk} {run.status}" + (f": {run.error}" if run.error else ""))
+
+    def _param(self, text: str) -> tuple[str, str]:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"--param {text!r} must be KEY=VALUE")
+        return key.strip(), value
+
+    def _date(self, text: str | None) -> datetime.date | None:
+        if not text:
+            return None
+        try:
+            return datetime.date.fromisoformat(text)
+        except ValueError:
+            raise CommandError(f"--date {text!r} must be YYYY-MM-DD") from None
+
+    def _company(self, text: str | None):
+        if not text:
+            return None
+        model = runs.company_model()
+        field_names = {field.name for field in model._meta.fields}
+        found = model._default_manager.filter(slug=text).first() if "slug" in field_names else None
+        if found is None and text.isdigit():
+            found = model._default_manager.filter(pk=int(text)).first()
+        if found is None:
+            raise CommandError(f"no company {text!r}")
+        return found
+
+    def _execute_here(self, run: JobRun) -> JobRun:
+        """Claim and execute the run, its retries and its chunks in this process. A message
+        already on the broker for it does nothing when a worker gets it: the run is claimed once."""
+        while True:
+            run.refresh_from_db()
+            if run.status in (RunStatus.QUEUED, RunStatus.RETRYING):
+                execution.execute_run(run.pk, task_id=f"inline-{run.pk}-{time.time_ns()}", worker="inline")
+                continue
+            pending = list(run.chunks.filter(status="pending").values_list("index", flat=True))
+            if run.status != RunStatus.RUNNING or not pending:
+                return run
+            for index in pending:
+                outcome = execution.execute_chunk(run.pk, index, retries=0)
+                retries = 0
+                while isinstance(outcome, execution.RetryLater):
+                    retries += 1
+                    outcome = execution.execute_chunk(run.pk, index, retries=retries)
+
+    def _wait(self, run: JobRun, timeout: float) -> JobRun:
+        deadline = time.monotonic() + timeout
+        while run.status not in FINISHED | {RunStatus.BLOCKED}:
+            if time.monotonic() > deadline:
+                raise CommandError(f"run {run.pk} still {run.status} after {timeout:.0f}s (is a worker running?)")
+            time.sleep(POLL_SECONDS)
+            run.refresh_from_db()
+        return run
+
+    def _print(self, run: JobRun, as_json: bool) -> None:
+        from scheduling.api.jobs import RunSerializer
+
+        if as_json:
+            self.stdout.write(json.dumps(RunSerializer(run).data, cls=JSONEncoder, indent=2))
+            return
+        took = f" in {run.duration:.2f}s" if run.duration is not None else ""
+        counts = ", ".join(f"{name} {getattr(run, name)}" for name in execution.COUNTERS)
+        self.stdout.write(f"run {run.pk} {run.job.code} {run.run_key}: {run.status}{took} ({counts})")
+        if run.error:
+            self.stdout.write(f"error: {run.error}")

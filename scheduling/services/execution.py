@@ -1,0 +1,434 @@
+"""Executing runs and their chunks on a worker, and the ``JobContext`` a job function sees.
+
+The guarantees, and how they are kept:
+- A run is claimed with a conditional update, so a duplicate message does nothing.
+- An atomic job's writes commit in the same transaction that records its success (or its
+  fan-out), so a worker killed mid-run leaves nothing; the redelivered message finds the
+  run still "running" under the same task id, and runs it again from the start.
+- A chunk is marked done in the transaction that does its work and counts it on the run,
+  so a redelivered chunk finds itself done and does nothing twice; the chunk that brings
+  the count to the total finishes the run. No chords.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from scheduling import registry
+from scheduling.choices import CLAIMABLE, FINISHED, Level, Overlap, RunStatus
+from scheduling.models import ChunkStatus, JobChunk, JobDefinition, JobLog, JobRun
+from scheduling.registry import JobCancelled, JobSpec, backoff
+from scheduling.services import runs
+
+logger = logging.getLogger(__name__)
+
+LOG_FLUSH_LINES = 200
+LOG_FLUSH_SECONDS = 2.0
+CHECKPOINT_SECONDS = 2.0  # how often a running job looks for a cancellation
+OVERLAP_REQUEUE_SECONDS = 15
+COUNTERS = ("processed", "created", "skipped", "failed")
+LEVELS = {"debug": Level.DEBUG, "info": Level.INFO, "warning": Level.WARNING, "error": Level.ERROR}
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    delay: float
+
+
+class LogBuffer:
+    """Log lines written in batches. Lines flushed inside a transaction that then rolls back
+    (the attempt failed) are written again afterwards: a failure keeps its story."""
+
+    def __init__(self, run_id: int, attempt: int) -> None:
+        self.run_id, self.attempt = run_id, attempt
+        self.pending: list[tuple] = []
+        self.unsettled: list[tuple] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, level: int, message: str, data: dict) -> None:
+        self.pending.append((timezone.now(), level, str(message), data))
+        if len(self.pending) >= LOG_FLUSH_LINES or time.monotonic() - self.last_flush >= LOG_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        lines, self.pending = self.pending, []
+        self._write(lines)
+        if transaction.get_connection().in_atomic_block:
+            self.unsettled.extend(lines)
+            transaction.on_commit(self.unsettled.clear)
+
+    def recover(self) -> None:
+        """After a rollback: write what the rollback took, and what never got written."""
+        lines, self.unsettled, self.pending = self.unsettled + self.pending, [], []
+        self._write(lines)
+
+    def _write(self, lines: list[tuple]) -> None:
+        JobLog.objects.bulk_create(
+            [
+                JobLog(run_id=self.run_id, attempt=self.attempt, at=at, level=level, message=message, data=data)
+                for at, level, message, data in lines
+            ]
+        )
+
+
+class JobContext:
+    """What a job function gets: its run's slot, parameters, logging, progress, counters
+    and fan-out."""
+
+    def __init__(self, run: JobRun, spec: JobSpec, definition: JobDefinition, chunk: JobChunk | None = None) -> None:
+        self.run = run
+        self.spec = spec
+        self.definition = definition
+        self.chunk = chunk
+        self.params: dict[str, Any] = {}
+        self.result: dict[str, Any] = {}
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.chunks: list[dict] | None = None
+        self.done, self.total = run.progress_done, run.progress_total
+        self.logs = LogBuffer(run.pk, run.attempts or 1)
+        self._last_check = time.monotonic()
+
+    # The slot
+    @property
+    def business_date(self):
+        return self.run.business_date
+
+    @property
+    def run_key(self) -> str:
+        return self.run.run_key
+
+    @property
+    def attempt(self) -> int:
+        return self.run.attempts
+
+    @cached_property
+    def company(self):
+        if self.run.company_id is None:
+            return None
+        return runs.company_model().objects.get(pk=self.run.company_id)
+
+    # Reporting
+    def log(self, message: str, level: str | int = "info", **data: Any) -> None:
+        self.logs.add(LEVELS.get(level, level) if isinstance(level, str) else level, message, data)
+        self.checkpoint()
+
+    def debug(self, message: str, **data: Any) -> None:
+        self.log(message, Level.DEBUG, **data)
+
+    def info(self, message: str, **data: Any) -> None:
+        self.log(message, Level.INFO, **data)
+
+    def warning(self, message: str, **data: Any) -> None:
+        self.log(message, Level.WARNING, **data)
+
+    def error(self, message: str, **data: Any) -> None:
+        self.log(message, Level.ERROR, **data)
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """Progress shows live in the admin and API (through the cache), and is saved with the run."""
+        self.done, self.total = done, total if total is not None else self.total
+        cache.set(progress_key(self.run.pk), (self.done, self.total), timeout=settings.CELERY_TASK_TIME_LIMIT)
+        self.checkpoint()
+
+    def count(self, processed: int = 0, created: int = 0, skipped: int = 0, failed: int = 0) -> None:
+        for name, value in zip(COUNTERS, (processed, created, skipped, failed), strict=True):
+            self.counts[name] += value
+
+    def fan_out(self, chunks) -> int:
+        """Cut the work into chunks (JSON-able dicts, e.g. keyset id ranges). Each chunk runs
+        as its own task through the job's chunk function, after this function returns."""
+        if self.chunk is not None:
+            raise RuntimeError("a chunk cannot fan out again")
+        if self.chunks is not None:
+            raise RuntimeError("fan_out may be called once per run")
+        if self.spec.chunk_func is None:
+            raise RuntimeError(f"{self.spec.code} has no chunk function (decorate one with @{self.spec.code}.chunk)")
+        self.chunks = list(chunks)
+        return len(self.chunks)
+
+    def checkpoint(self) -> None:
+        """Raise JobCancelled if an operator cancelled the run; cheap, checked every few seconds."""
+        now = time.monotonic()
+        if now - self._last_check < CHECKPOINT_SECONDS:
+            return
+        self._last_check = now
+        if cache.get(runs.cancel_key(self.run.pk)):
+            raise JobCancelled()
+
+
+def progress_key(run_id: int) -> str:
+    return f"scheduling:run:{run_id}:progress"
+
+
+def live_progress(run: JobRun) -> tuple[int, int | None]:
+    if run.status == RunStatus.RUNNING:
+        if run.chunks_total:
+            return run.chunks_done, run.chunks_total
+        value = cache.get(progress_key(run.pk))
+        if value:
+            return tuple(value)
+    return run.progress_done, run.progress_total
+
+
+# --- Runs ---------------------------------------------------------------------------------
+
+
+def execute_run(run_id: int, *, task_id: str, worker: str) -> str:
+    """Claim the run and execute its job function. Returns what happened, for the task result."""
+    claimed = claim(run_id, task_id, worker)
+    if isinstance(claimed, str):
+        return claimed
+    run, spec, resumed = claimed
+    if resumed and run.body_finished_at is not None:
+        # The function had returned and fanned out before the worker died: only chunks remain.
+        send_chunks(run)
+        return "resumed its chunks"
+    return _run_body(run, spec, task_id, worker)
+
+
+def claim(run_id: int, task_id: str, worker: str) -> str | tuple[JobRun, JobSpec, bool]:
+    now = timezone.now()
+    with transaction.atomic():
+        run = JobRun.objects.filter(pk=run_id).first()
+        if run is None:
+            return "no such run"
+        # Lock the definition: claims of one job are serialised, so max_concurrent holds.
+        definition = JobDefinition.objects.select_for_update().get(pk=run.job_id)
+        run.job = definition
+        spec = registry.get(definition.code)
+        if run.status == RunStatus.RUNNING and run.task_id == task_id:
+            # Our own message again: the worker that had it died (kill -9, out of memory).
+            if run.attempts > definition.max_retries:
+                _fail(run, f"lost with its worker {run.attempts} times; giving up", "", now=now)
+                return "lost too often; failed"
+            JobRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1, worker=worker, started_at=now)
+            runs.log(run, f"attempt {run.attempts} was lost with worker {run.worker}; running again", Level.WARNING)
+            run.refresh_from_db()
+            return (run, spec, True) if spec else _unregistered(run)
+        if run.status not in CLAIMABLE:
+            return f"run is {run.status}; nothing to do"
+        if run.cancel_requested:
+            _finish(run, RunStatus.CANCELLED, now=now)
+            return "cancelled before it started"
+        if spec is None:
+            return _unregistered(run)
+        if definition.overlap != Overlap.ALLOW:
+            running = JobRun.objects.filter(job=definition, status=RunStatus.RUNNING).exclude(pk=run.pk).count()
+            if running >= definition.max_concurrent:
+                if definition.overlap == Overlap.SKIP:
+                    _finish(run, RunStatus.SKIPPED, now=now, error=f"{running} run(s) of this job already running")
+                    return "skipped: overlap"
+                runs.send(run, countdown=OVERLAP_REQUEUE_SECONDS)
+                return "requeued: overlap"
+        claimed = JobRun.objects.filter(pk=run.pk, status__in=CLAIMABLE).update(
+            status=RunStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            worker=worker,
+            task_id=task_id,
+        )
+        if not claimed:
+            return "claimed by another worker"
+    run.refresh_from_db()
+    return run, spec, False
+
+
+def _unregistered(run: JobRun) -> str:
+    _fail(run, f"{run.job.code} is not declared by any installed app's jobs.py", "", now=timezone.now())
+    return "failed: not registered"
+
+
+def _run_body(run: JobRun, spec: JobSpec, task_id: str, worker: str) -> str:
+    definition = run.job
+    ctx = JobContext(run, spec, definition)
+    try:
+        ctx.params = spec.params.clean(run.params, definition.default_params)
+        JobRun.objects.filter(pk=run.pk).update(params=spec.params.dump(ctx.params))
+        ctx.info(f"attempt {run.attempts} started on {worker}")
+        if spec.atomic:
+            with transaction.atomic():
+                spec.func(ctx)
+                outcome = _body_done(ctx, task_id)
+        else:
+            spec.func(ctx)
+            with transaction.atomic():
+                outcome = _body_done(ctx, task_id)
+    except JobCancelled:
+        ctx.logs.recover()
+        ctx.logs.add(Level.WARNING, "cancelled by an operator; an atomic job's writes were rolled back", {})
+        ctx.logs.flush()
+        _finish(run, RunStatus.CANCELLED, now=timezone.now())
+        return "cancelled"
+    except SoftTimeLimitExceeded as exc:
+        ctx.logs.recover()
+        return _failed(ctx, exc, retryable=False, error=f"time limit of {definition.time_limit}s exceeded")
+    except Exception as exc:
+        ctx.logs.recover()
+        return _failed(ctx, exc, retryable=spec.retry.is_retryable(exc))
+    ctx.logs.flush()
+    return outcome
+
+
+def _body_done(ctx: JobContext, task_id: str) -> str:
+    """Record the function's return, in its transaction when the job is atomic."""
+    run, now = ctx.run, timezone.now()
+    ctx.logs.flush()
+    fields = {
+        **ctx.counts,
+        "result": ctx.result,
+        "progress_done": ctx.done,
+        "progress_total": ctx.total,
+        "body_finished_at": now,
+    }
+    if ctx.chunks:
+        JobChunk.objects.bulk_create(
+            [JobChunk(run=run, index=i, payload=payload) for i, payload in enumerate(ctx.chunks)],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+        fields["chunks_total"] = len(ctx.chunks)
+    else:
+        fields.update(status=RunStatus.SUCCEEDED, finished_at=now, duration=_seconds(run, now))
+    current = JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, task_id=task_id, cancel_requested=False)
+    if not current.update(**fields):
+        raise JobCancelled()
+    if ctx.chunks:
+        transaction.on_commit(lambda: send_chunks(run))
+        return f"fanned out into {len(ctx.chunks)} chunks"
+    transaction.on_commit(lambda: runs.after_finish(run.pk))
+    return "succeeded"
+
+
+def _failed(ctx: JobContext, exc: BaseException, *, retryable: bool, error: str = "") -> str:
+    run, definition, now = ctx.run, ctx.definition, timezone.now()
+    error = error or f"{type(exc).__name__}: {exc}"
+    trace = traceback.format_exc()
+    if retryable and run.attempts <= definition.max_retries:
+        delay = backoff(run.attempts, definition.backoff_base, definition.backoff_cap)
+        if JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.RETRYING, error=error, traceback=trace, queued_at=now
+        ):
+            runs.log(run, f"attempt {run.attempts} failed: {error}; retrying in {delay:.0f}s", Level.WARNING)
+            runs.send(run, countdown=delay)
+        return f"retrying in {delay:.0f}s"
+    _fail(run, error, trace, now=now, counts=ctx.counts)
+    return "failed"
+
+
+def _fail(run: JobRun, error: str, trace: str, *, now, counts: dict | None = None) -> None:
+    runs.log(run, f"failed: {error}", Level.ERROR)
+    _finish(run, RunStatus.FAILED, now=now, error=error, traceback=trace, **(counts or {}))
+
+
+def _finish(run: JobRun, status: RunStatus, *, now, **fields) -> bool:
+    """Move a run that has not finished to a final state, once."""
+    done = JobRun.objects.filter(pk=run.pk).exclude(status__in=FINISHED)
+    if not done.update(status=status, finished_at=now, duration=_seconds(run, now), **fields):
+        return False
+    transaction.on_commit(lambda: runs.after_finish(run.pk))
+    return True
+
+
+def _seconds(run: JobRun, now) -> float | None:
+    return (now - run.started_at).total_seconds() if run.started_at else None
+
+
+# --- Chunks --------------------------------------------------------------------------------
+
+
+def send_chunks(run: JobRun) -> int:
+    from scheduling import tasks
+
+    definition = run.job
+    pending = list(JobChunk.objects.filter(run=run, status=ChunkStatus.PENDING).values_list("index", flat=True))
+    hard = min(definition.time_limit + runs.QUEUE_LIMIT_GRACE, settings.CELERY_TASK_TIME_LIMIT)
+    for index in pending:
+        tasks.execute_chunk.apply_async(
+            args=(run.pk, index),
+            queue=definition.queue,
+            routing_key=definition.queue,
+            priority=definition.priority,
+            soft_time_limit=definition.time_limit,
+            time_limit=hard,
+        )
+    return len(pending)
+
+
+def execute_chunk(run_id: int, index: int, *, retries: int) -> str | RetryLater:
+    run = JobRun.objects.select_related("job").filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.RUNNING:
+        return "run is not running"
+    now = timezone.now()
+    if run.cancel_requested or cache.get(runs.cancel_key(run.pk)):
+        _finish(run, RunStatus.CANCELLED, now=now)
+        return "cancelled"
+    definition, spec = run.job, registry.get(run.job.code)
+    if spec is None or spec.chunk_func is None:
+        _fail(run, f"{definition.code} has no chunk function registered", "", now=now)
+        return "failed: no chunk function"
+    chunk = JobChunk.objects.filter(run=run, index=index).first()
+    if chunk is None or chunk.status != ChunkStatus.PENDING:
+        return "chunk already done"
+    ctx = JobContext(run, spec, definition, chunk=chunk)
+    try:
+        ctx.params = spec.params.clean(run.params, definition.default_params)
+        with transaction.atomic():
+            mine = JobChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PENDING).update(
+                status=ChunkStatus.DONE, attempts=F("attempts") + 1, finished_at=now, error=""
+            )
+            if not mine:
+                return "chunk already done"  # a duplicate message got here first
+            spec.chunk_func(ctx, chunk.payload)
+            ctx.logs.flush()
+            counted = {name: F(name) + value for name, value in ctx.counts.items() if value}
+            JobRun.objects.filter(pk=run.pk).update(chunks_done=F("chunks_done") + 1, **counted)
+            done, total = JobRun.objects.filter(pk=run.pk).values_list("chunks_done", "chunks_total").get()
+            if total is not None and done >= total:
+                finished_at = timezone.now()
+                if JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                    status=RunStatus.SUCCEEDED,
+                    finished_at=finished_at,
+                    duration=_seconds(run, finished_at),
+                    progress_done=done,
+                    progress_total=total,
+                ):
+                    transaction.on_commit(lambda: runs.after_finish(run.pk))
+    except JobCancelled:
+        ctx.logs.recover()
+        _finish(run, RunStatus.CANCELLED, now=timezone.now())
+        return "cancelled"
+    except Exception as exc:
+        ctx.logs.recover()
+        return _chunk_failed(ctx, exc, retries)
+    return "chunk done"
+
+
+def _chunk_failed(ctx: JobContext, exc: BaseException, retries: int) -> str | RetryLater:
+    run, chunk, definition = ctx.run, ctx.chunk, ctx.definition
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SoftTimeLimitExceeded):
+        error = f"chunk time limit of {definition.time_limit}s exceeded"
+    JobChunk.objects.filter(pk=chunk.pk).update(attempts=F("attempts") + 1, error=error)
+    retryable = ctx.spec.retry.is_retryable(exc) and not isinstance(exc, SoftTimeLimitExceeded)
+    if retryable and retries < definition.max_retries:
+        delay = backoff(retries + 1, definition.backoff_base, definition.backoff_cap)
+        runs.log(run, f"chunk {chunk.index} failed: {error}; retrying in {delay:.0f}s", Level.WARNING)
+        return RetryLater(delay)
+    JobChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.FAILED)
+    _fail(run, f"chunk {chunk.index} failed: {error}", traceback.format_exc(), now=timezone.now())
+    return "failed"
