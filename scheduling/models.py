@@ -257,6 +257,8 @@ class JobSchedule(models.Model):
         return f"{self.job.code}: {self.describe()}"
 
     def clean(self) -> None:
+        if not self.periodic_task_id:
+            return  # the form reports the missing periodic task itself
         try:
             self.calendar_rule()
         except ValueError as exc:
@@ -317,6 +319,9 @@ class JobSchedule(models.Model):
 
     def next_fires(self, after: datetime.datetime | None = None, count: int = 10) -> list[datetime.datetime]:
         after = after or timezone.now()
+        start = self.periodic_task.start_time
+        if start and start > after:
+            after = start - datetime.timedelta(microseconds=1)  # nothing fires before the start time
         fires = calendar.next_fire_times(self.trigger(), after, count=count, rule=self.calendar_rule())
         expires = self.periodic_task.expires
         return [fire for fire in fires if expires is None or fire <= expires]

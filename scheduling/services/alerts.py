@@ -44,7 +44,7 @@ def raise_alert(
         open_alerts.update(occurrences=F("occurrences") + 1, last_seen_at=now)
         return open_alerts.get()
     logger.warning("alert: %s %s: %s", job.code, cause, message)
-    transaction.on_commit(lambda: _queue_delivery(alert.pk))
+    transaction.on_commit(lambda: _queue_delivery(alert.pk), robust=True)
     return alert
 
 

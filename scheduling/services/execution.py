@@ -308,9 +308,9 @@ def _body_done(ctx: JobContext, task_id: str) -> str:
     if not current.update(**fields):
         raise JobCancelled()
     if ctx.chunks:
-        transaction.on_commit(lambda: send_chunks(run))
+        transaction.on_commit(lambda: send_chunks(run), robust=True)
         return f"fanned out into {len(ctx.chunks)} chunks"
-    transaction.on_commit(lambda: runs.after_finish(run.pk))
+    transaction.on_commit(lambda: runs.after_finish(run.pk), robust=True)
     return "succeeded"
 
 
@@ -340,7 +340,7 @@ def _finish(run: JobRun, status: RunStatus, *, now, **fields) -> bool:
     done = JobRun.objects.filter(pk=run.pk).exclude(status__in=FINISHED)
     if not done.update(status=status, finished_at=now, duration=_seconds(run, now), **fields):
         return False
-    transaction.on_commit(lambda: runs.after_finish(run.pk))
+    transaction.on_commit(lambda: runs.after_finish(run.pk), robust=True)
     return True
 
 
@@ -407,7 +407,7 @@ def execute_chunk(run_id: int, index: int, *, retries: int) -> str | RetryLater:
                     progress_done=done,
                     progress_total=total,
                 ):
-                    transaction.on_commit(lambda: runs.after_finish(run.pk))
+                    transaction.on_commit(lambda: runs.after_finish(run.pk), robust=True)
     except JobCancelled:
         ctx.logs.recover()
         _finish(run, RunStatus.CANCELLED, now=timezone.now())

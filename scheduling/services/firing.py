@@ -40,9 +40,6 @@ def _schedules():
 
 def first_fire(schedule: JobSchedule, after: datetime.datetime) -> datetime.datetime | None:
     """The schedule's first fire after ``after`` (never before its start time), or None."""
-    start = schedule.periodic_task.start_time
-    if start and start > after:
-        after = start - datetime.timedelta(microseconds=1)
     try:
         fires = schedule.next_fires(after, count=1)
     except ValueError as exc:

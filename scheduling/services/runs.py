@@ -209,7 +209,9 @@ def send(run: JobRun, countdown: float | None = None) -> None:
     }
     if countdown:
         options["countdown"] = countdown
-    transaction.on_commit(lambda: tasks.execute_run.apply_async(**options))
+    # robust: a broker that is down must not turn a recorded run into an error for the caller;
+    # the run stays queued and the watchdog sends it again.
+    transaction.on_commit(lambda: tasks.execute_run.apply_async(**options), robust=True)
 
 
 def queue_pending(run_ids: Iterable[int]) -> int:
@@ -256,7 +258,7 @@ def cancel(run: JobRun, user=None) -> JobRun:
     ):
         log(run, f"cancelled{who}", level=Level.WARNING)
         run.refresh_from_db()
-        transaction.on_commit(lambda: after_finish(run.pk))
+        transaction.on_commit(lambda: after_finish(run.pk), robust=True)
         return run
     if JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True):
         cache.set(cancel_key(run.pk), True, timeout=settings.CELERY_TASK_TIME_LIMIT * 2)

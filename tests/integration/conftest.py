@@ -126,9 +126,9 @@ def start_worker(platform_env, processes, tmp_path):
 
 @pytest.fixture
 def start_beat(platform_env, processes, tmp_path):
-    def start() -> PlatformProcess:
+    def start(env: dict | None = None) -> PlatformProcess:
         argv = celery("beat", "--loglevel", "INFO", "--pidfile", "", "--max-interval", "1")
-        beat = PlatformProcess(f"beat-{uuid.uuid4().hex[:8]}", argv, platform_env, tmp_path)
+        beat = PlatformProcess(f"beat-{uuid.uuid4().hex[:8]}", argv, {**platform_env, **(env or {})}, tmp_path)
         processes.append(beat.start())
         beat.wait_for_output("beat: Starting", timeout=60)
         return beat

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 
 PUBLIC = {"api/v1/health", "api/v1/auth/token", "api/schema/", "api/docs/"}
 
+
 def company_run(company):
     from scheduling.models import JobDefinition, JobRun
 
