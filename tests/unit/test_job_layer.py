@@ -1,0 +1,595 @@
+"""The job layer's services on SQLite: registration, sync, runs, execution, fan-out,
+dependencies, alerts, firing with catch-up, the beat lease and the watchdog."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Group
+from django.core import mail
+from django.core.cache import cache
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from scheduling import registry
+from scheduling.beat import Lease
+from scheduling.choices import CatchUp, Cause, RunStatus, Trigger
+from scheduling.models import JobAlert, JobDefinition, JobLog, JobRun, JobSchedule
+from scheduling.registry import Param, ParamError, backoff
+from scheduling.services import alerts, execution, firing, monitoring, runs
+from scheduling.services.sync import sync_jobs
+
+pytestmark = pytest.mark.django_db
+DAY = datetime.date(2026, 11, 2)
+UTC = datetime.UTC
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+
+
+def definition(code: str) -> JobDefinition:
+    return JobDefinition.objects.get(code=code)
+
+
+def request(code: str, day: datetime.date = DAY, **kwargs) -> JobRun:
+    run, _ = runs.request_run(definition(code), business_date=day, **kwargs)
+    return run
+
+
+def execute(run: JobRun, task_id: str = "task-1") -> JobRun:
+    execution.execute_run(run.pk, task_id=task_id, worker="test@host")
+    run.refresh_from_db()
+    return run
+
+
+# --- Registration and sync ------------------------------------------------------------------
+
+
+def test_a_job_code_must_read_like_acas():
+    with pytest.raises(ValueError, match="upper case"):
+        registry.job("daily close", title="x")
+
+
+def test_parameters_are_coerced_and_every_bad_one_is_named():
+    schema = registry.ParamSchema(
+        {"days": Param(int, default=3, min=1), "as_of": Param(datetime.date), "mode": Param(str, choices=("a", "b"))}
+    )
+
+    assert schema.clean({"days": "5", "as_of": "2026-11-02", "mode": "a"}) == {
+        "days": 5,
+        "as_of": DAY,
+        "mode": "a",
+    }
+    with pytest.raises(ParamError) as caught:
+        schema.clean({"days": "0", "mode": "c", "colour": "red"})
+    assert caught.value.errors == {
+        "colour": "unknown parameter",
+        "days": "must be at least 1",
+        "as_of": "this parameter is required",
+        "mode": "choose from a, b",
+    }
+
+
+def test_backoff_grows_exponentially_with_jitter_and_stops_at_the_cap():
+    delays = [backoff(attempt, base=10, cap=100) for attempt in range(1, 8)]
+
+    assert 5 <= delays[0] <= 10
+    assert 10 <= delays[1] <= 20
+    assert all(50 <= delay <= 100 for delay in delays[4:])
+
+
+def test_sync_creates_definitions_and_default_schedules_once():
+    health = definition("SYS_HEALTH_CHECK")
+    assert health.schedules.get().describe().startswith("0 5 * * *")
+
+    report = sync_jobs()
+
+    assert report.lines() == []
+    assert JobSchedule.objects.filter(job=health).count() == 1
+
+
+def test_admin_edits_win_over_the_code_and_untouched_fields_follow_it(monkeypatch):
+    probe = definition("SYS_PROBE")
+    probe.queue = "ledger"  # an admin's edit
+    probe.save()
+    spec = registry.get("SYS_PROBE")
+    monkeypatch.setattr(spec, "title", "Probe, renamed in code")
+    monkeypatch.setattr(spec, "queue", "billing")
+
+    report = sync_jobs()
+
+    probe.refresh_from_db()
+    assert (probe.title, probe.queue) == ("Probe, renamed in code", "ledger")
+    assert report.updated == {"SYS_PROBE": ["title"]}
+    assert report.kept == {"SYS_PROBE": ["queue"]}
+
+
+def test_a_deleted_default_schedule_is_not_recreated():
+    JobSchedule.objects.filter(job__code="SYS_HEALTH_CHECK").delete()
+
+    sync_jobs()
+
+    assert not JobSchedule.objects.filter(job__code="SYS_HEALTH_CHECK").exists()
+
+
+def test_a_job_no_longer_declared_is_marked_and_not_fired(monkeypatch):
+    monkeypatch.delitem(registry._registry, "SYS_PROBE")
+
+    report = sync_jobs()
+
+    assert report.unregistered == ["SYS_PROBE"]
+    assert not definition("SYS_PROBE").registered
+
+
+# --- Requesting and executing runs --------------------------------------------------------------
+
+
+def test_a_second_request_for_the_same_slot_returns_the_first_run(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as sent:
+        first, created = runs.request_run(definition("TEST_WRITE"), business_date=DAY)
+        again, created_again = runs.request_run(definition("TEST_WRITE"), business_date=DAY)
+
+    assert (created, created_again) == (True, False)
+    assert first.pk == again.pk
+    assert first.status == RunStatus.QUEUED
+    assert first.run_key == "2026-11-02"
+    assert len(sent) == 1  # one message for one run
+
+
+def test_bad_parameters_refuse_the_request_and_write_nothing():
+    with pytest.raises(ParamError, match="hold"):
+        request("TEST_WRITE", params={"hold": "soon"})
+
+    assert not JobRun.objects.exists()
+
+
+def test_company_jobs_need_a_company_and_global_jobs_refuse_one(company):
+    with pytest.raises(ParamError, match="company"):
+        request("TEST_PER_COMPANY")
+    with pytest.raises(ParamError, match="company"):
+        request("TEST_WRITE", company=company)
+
+    run = execute(request("TEST_PER_COMPANY", company=company))
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.result == {"company": company.slug}
+
+
+def test_a_run_succeeds_once_and_a_duplicate_message_does_nothing():
+    run = request("TEST_WRITE")
+
+    run = execute(run)
+    execution.execute_run(run.pk, task_id="task-2", worker="other@host")
+
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.created) == (RunStatus.SUCCEEDED, 1, 1)
+    assert run.duration is not None and run.finished_at is not None
+    assert run.params == {"hold": 0.0}  # the effective parameters, defaults included
+    assert Group.objects.filter(name=f"write-{run.pk}").count() == 1
+
+
+def test_its_own_message_redelivered_after_the_worker_died_runs_it_again():
+    run = request("TEST_WRITE")
+    # What a worker killed mid-run leaves: running, claimed under this message's id, writes rolled back.
+    JobRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, task_id="task-1", attempts=1, worker="dead@h")
+
+    run = execute(run, task_id="task-1")
+
+    assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 2)
+    assert run.logs.filter(message__contains="lost with worker dead@h").exists()
+
+
+def test_a_retryable_error_retries_with_backoff_then_succeeds(django_capture_on_commit_callbacks):
+    run = request("TEST_FLAKY", params={"failures": 1})
+
+    with django_capture_on_commit_callbacks() as sent:
+        run = execute(run)
+    assert run.status == RunStatus.RETRYING
+    assert "ConnectionError" in run.error
+    assert len(sent) == 1  # the retry message, sent with a countdown
+
+    run = execute(run, task_id="task-2")
+    assert (run.status, run.attempts, run.result) == (RunStatus.SUCCEEDED, 2, {"succeeded_on": 2})
+
+
+def test_retries_stop_at_the_limit():
+    run = request("TEST_FLAKY", params={"failures": 5})  # max_retries 2: three attempts
+
+    for attempt in range(3):
+        run = execute(run, task_id=f"task-{attempt}")
+
+    assert (run.status, run.attempts) == (RunStatus.FAILED, 3)
+    assert "Traceback" in run.traceback
+
+
+def test_a_job_error_fails_at_once_without_retrying():
+    run = execute(request("TEST_INVALID"))
+
+    assert (run.status, run.attempts) == (RunStatus.FAILED, 1)
+    assert run.error == "JobError: account 4000 does not exist"
+    assert run.logs.filter(level=40, message__contains="account 4000").exists()
+
+
+def test_a_failed_atomic_job_writes_nothing_but_keeps_its_log():
+    run = execute(request("TEST_FAIL"))
+
+    assert run.status == RunStatus.FAILED
+    assert list(run.logs.values_list("message", flat=True)) == [
+        "requested (manual)",
+        "attempt 1 started on test@host",
+        "about to fail",
+        "failed: RuntimeError: the ledger is on fire",
+    ]
+
+
+def test_cancelling_a_queued_run_stops_it_before_it_starts():
+    run = request("TEST_WRITE")
+
+    runs.cancel(run)
+    run = execute(run)
+
+    assert run.status == RunStatus.CANCELLED
+    assert not Group.objects.exists()
+
+
+def test_cancelling_a_running_atomic_job_rolls_its_writes_back(monkeypatch):
+    monkeypatch.setattr(execution, "CHECKPOINT_SECONDS", 0)
+    run = request("TEST_SLOW", params={"hold": 0.3})
+    JobRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, task_id="task-1")
+    runs.cancel(JobRun.objects.get(pk=run.pk))  # sets the flag a running job checks
+    JobRun.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED)
+
+    run = execute(run)
+
+    assert run.status == RunStatus.CANCELLED
+    assert not Group.objects.filter(name__startswith="slow-").exists()
+
+
+def test_a_finished_run_cannot_be_cancelled_and_a_failed_one_can_be_rerun():
+    run = execute(request("TEST_FAIL"))
+
+    with pytest.raises(runs.RunError, match="cannot be cancelled"):
+        runs.cancel(run)
+    run = runs.rerun(run)
+
+    assert (run.status, run.attempts, run.error, run.trigger) == (RunStatus.QUEUED, 0, "", Trigger.RETRY)
+
+
+def test_overlap_skip_skips_a_run_while_another_runs():
+    JobRun.objects.create(
+        job=definition("TEST_WRITE"),
+        run_key="2026-11-01",
+        business_date=DAY,
+        slot_at=datetime.datetime(2026, 11, 1, tzinfo=UTC),
+        status=RunStatus.RUNNING,
+        trigger=Trigger.MANUAL,
+    )
+
+    run = execute(request("TEST_WRITE"))
+
+    assert run.status == RunStatus.SKIPPED
+    assert "already running" in run.error
+
+
+def test_log_lines_are_written_in_batches_not_a_query_per_line(django_assert_max_num_queries):
+    run = request("TEST_WRITE")
+    buffer = execution.LogBuffer(run.pk, 1)
+
+    # a statement per batch (SQLite splits a batch at its variable limit), never one per line
+    with django_assert_max_num_queries(6):
+        for n in range(450):
+            buffer.add(20, f"line {n}", {"n": n})
+        buffer.flush()
+
+    assert JobLog.objects.filter(run=run, message__startswith="line").count() == 450
+
+
+# --- Fan-out ------------------------------------------------------------------------------------
+
+
+def test_a_fanned_out_run_finishes_when_its_last_chunk_does(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = execute(request("TEST_FANOUT", params={"chunks": 3, "size": 2}))
+    assert (run.status, run.chunks_total, run.chunks_done) == (RunStatus.RUNNING, 3, 0)
+
+    outcomes = [execution.execute_chunk(run.pk, index, retries=0) for index in (0, 1, 1, 2)]
+
+    run.refresh_from_db()
+    assert outcomes == ["chunk done", "chunk done", "chunk already done", "chunk done"]
+    assert (run.status, run.chunks_done, run.processed, run.created) == (RunStatus.SUCCEEDED, 3, 6, 6)
+    assert Group.objects.filter(name__startswith=f"chunk-{run.pk}-").count() == 6
+
+
+def test_a_chunk_that_keeps_failing_fails_the_run(monkeypatch):
+    run = execute(request("TEST_FANOUT", params={"chunks": 2}))
+    spec = registry.get("TEST_FANOUT")
+
+    def broken(ctx, chunk):
+        raise ConnectionError("lost the database")
+
+    monkeypatch.setattr(spec, "chunk_func", broken)
+
+    first = execution.execute_chunk(run.pk, 0, retries=0)
+    last = execution.execute_chunk(run.pk, 0, retries=2)
+
+    run.refresh_from_db()
+    assert isinstance(first, execution.RetryLater)
+    assert last == "failed"
+    assert run.status == RunStatus.FAILED
+    assert "chunk 0 failed: ConnectionError" in run.error
+
+
+def test_a_zero_chunk_fan_out_succeeds_at_once():
+    run = execute(request("TEST_FANOUT", params={"chunks": 0}))
+
+    assert run.status == RunStatus.SUCCEEDED
+
+
+# --- Dependencies -----------------------------------------------------------------------------
+
+
+def test_a_dependent_run_waits_then_is_queued_when_its_upstream_succeeds(django_capture_on_commit_callbacks):
+    downstream = request("TEST_DOWNSTREAM")
+    assert downstream.status == RunStatus.WAITING
+
+    with django_capture_on_commit_callbacks(execute=True):
+        execute(request("TEST_UPSTREAM"))
+
+    downstream.refresh_from_db()
+    assert downstream.status == RunStatus.QUEUED
+
+
+def test_an_upstream_failure_blocks_the_dependent_run_and_raises_an_alert(django_capture_on_commit_callbacks):
+    downstream = request("TEST_DOWNSTREAM")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        execute(request("TEST_UPSTREAM", params={"fail": True}))
+
+    downstream.refresh_from_db()
+    assert downstream.status == RunStatus.BLOCKED
+    alert = JobAlert.objects.get(cause=Cause.BLOCKED)
+    assert alert.run_id == downstream.pk
+    assert "TEST_UPSTREAM 2026-11-02 (failed)" in alert.message
+    released = runs.release(downstream)
+    assert released.status == RunStatus.QUEUED
+
+
+def test_a_previous_period_dependency_looks_at_the_day_before():
+    execute(request("TEST_UPSTREAM", datetime.date(2026, 10, 31)))
+
+    monthly = request("TEST_MONTHLY_AFTER_DAILY", datetime.date(2026, 11, 1))
+
+    assert monthly.run_key == "2026-11"
+    assert monthly.status == RunStatus.QUEUED
+
+
+# --- Alerts ------------------------------------------------------------------------------------
+
+
+def test_two_consecutive_failures_raise_one_alert_and_one_email(django_capture_on_commit_callbacks, staff):
+    for n in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            execute(request("TEST_FAIL", DAY + datetime.timedelta(days=n)))
+        assert JobAlert.objects.exists() == (n > 0)
+    alert = JobAlert.objects.get()
+    alerts.deliver(alert.pk)
+    alerts.deliver(alert.pk)
+
+    assert (alert.cause, alert.occurrences) == (Cause.CONSECUTIVE_FAILURES, 2)
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].subject == "[Countinghouse critical] TEST_FAIL: consecutive failures"
+    assert mail.outbox[0].to == [staff.email]
+
+
+def test_a_success_resolves_the_failure_alert_and_a_new_streak_raises_a_new_one():
+    job = definition("TEST_FAIL")
+    first = alerts.raise_alert(job, Cause.CONSECUTIVE_FAILURES, "failing")
+    alerts.resolve(job, Cause.CONSECUTIVE_FAILURES)
+
+    second = alerts.raise_alert(job, Cause.CONSECUTIVE_FAILURES, "failing again")
+
+    assert second.pk != first.pk
+    assert JobAlert.objects.open().count() == 1
+
+
+def test_a_run_twice_as_slow_as_its_recent_p95_raises_a_slow_alert():
+    job = definition("TEST_WRITE")
+    for n in range(6):
+        JobRun.objects.create(
+            job=job,
+            run_key=f"2026-10-{n + 1:02d}",
+            business_date=DAY,
+            slot_at=datetime.datetime(2026, 10, n + 1, tzinfo=UTC),
+            trigger=Trigger.SCHEDULE,
+            status=RunStatus.SUCCEEDED,
+            duration=10.0 + n,
+            finished_at=datetime.datetime(2026, 10, n + 1, tzinfo=UTC),
+        )
+    slow = JobRun.objects.create(
+        job=job, run_key="2026-11-02", business_date=DAY, slot_at=datetime.datetime(2026, 11, 2, tzinfo=UTC),
+        trigger=Trigger.SCHEDULE, status=RunStatus.SUCCEEDED, duration=40.0,
+    )  # fmt: skip
+
+    alerts.check_slow(slow)
+
+    alert = JobAlert.objects.get(cause=Cause.SLOW_RUN)
+    assert "over twice its recent p95 of 15.0s" in alert.message
+
+
+# --- Firing ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quiet_platform():
+    """The platform's own schedules out of the way: with time frozen on another hour than the
+    real one, they would be due (or missed) depending on when the suite runs."""
+    JobSchedule.objects.filter(job__code__startswith="SYS_").delete()
+
+
+def minute_schedule(code: str = "TEST_MINUTE", **task) -> JobSchedule:
+    crontab, _ = CrontabSchedule.objects.get_or_create(minute="*", hour="*", timezone="UTC")
+    periodic = PeriodicTask.objects.create(name=f"{code} {task}", task="scheduling.fire_job", crontab=crontab, **task)
+    return JobSchedule.objects.create(job=definition(code), periodic_task=periodic)
+
+
+@time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, 30, tzinfo=UTC), tick=False)
+def test_two_beats_firing_the_same_slot_create_one_run(quiet_platform):
+    minute_schedule()
+    firing.refresh_schedules()
+    JobSchedule.objects.filter(job__code__startswith="TEST_").update(
+        next_fire_at=datetime.datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    )
+
+    queued, _ = firing.fire_due()
+    JobSchedule.objects.filter(job__code__startswith="TEST_").update(
+        next_fire_at=datetime.datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    )  # the second beat
+    queued_again, _ = firing.fire_due()
+
+    run = JobRun.objects.get(job__code="TEST_MINUTE")
+    assert (queued, queued_again) == (1, 0)
+    assert run.run_key == "2026-11-21T09:00+0000"
+    assert run.status == RunStatus.QUEUED
+    assert run.trigger == Trigger.SCHEDULE
+    assert JobSchedule.objects.get(job__code="TEST_MINUTE").next_fire_at == datetime.datetime(
+        2026, 11, 21, 9, 1, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected_keys", "missed_alert"),
+    [
+        (CatchUp.SKIP, ["2026-11-21T09:10+0000"], True),
+        (CatchUp.LATEST, ["2026-11-21T09:10+0000"], True),
+        (CatchUp.ALL, [f"2026-11-21T09:{m:02d}+0000" for m in range(5, 11)], True),
+    ],
+)
+def test_catch_up_policy_decides_which_missed_slots_run(quiet_platform, policy, expected_keys, missed_alert):
+    JobDefinition.objects.filter(code="TEST_MINUTE").update(catch_up=policy, catch_up_window=330)
+    minute_schedule()
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, 30, tzinfo=UTC), tick=False):
+        firing.refresh_schedules()
+    # beat was down from 09:01 to 09:10:20
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 10, 20, tzinfo=UTC), tick=False):
+        firing.fire_due()
+
+    keys = sorted(JobRun.objects.values_list("run_key", flat=True))
+    assert keys == expected_keys
+    assert JobAlert.objects.filter(cause=Cause.MISSED_RUN).exists() == missed_alert
+
+
+@time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, 30, tzinfo=UTC), tick=False)
+def test_a_company_job_fires_one_run_per_company(quiet_platform, company, other_company):
+    minute_schedule("TEST_PER_COMPANY")
+    firing.refresh_schedules()
+    JobSchedule.objects.filter(job__code__startswith="TEST_").update(
+        next_fire_at=datetime.datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    )
+
+    firing.fire_due()
+
+    assert sorted(
+        JobRun.objects.filter(job__code="TEST_PER_COMPANY").values_list("company__slug", flat=True)
+    ) == sorted([company.slug, other_company.slug])
+
+
+def test_an_edited_schedule_gets_new_fire_times_and_a_disabled_one_does_not_fire(quiet_platform):
+    schedule = minute_schedule()
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, 30, tzinfo=UTC), tick=False):
+        firing.refresh_schedules()
+        hourly, _ = CrontabSchedule.objects.get_or_create(minute="15", hour="*", timezone="Europe/London")
+        PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(crontab=hourly, enabled=False)
+        assert firing.refresh_schedules() == 1
+        queued, _ = firing.fire_due(now=datetime.datetime(2026, 11, 21, 9, 20, tzinfo=UTC))
+
+    schedule.refresh_from_db()
+    assert schedule.next_fire_at == datetime.datetime(2026, 11, 21, 9, 15, tzinfo=UTC)
+    assert queued == 0
+
+
+def test_an_interval_schedule_fires_on_its_grid():
+    every, _ = IntervalSchedule.objects.get_or_create(every=90, period=IntervalSchedule.SECONDS)
+    periodic = PeriodicTask.objects.create(name="probe every 90 s", task="scheduling.fire_job", interval=every)
+    schedule = JobSchedule.objects.create(job=definition("SYS_PROBE"), periodic_task=periodic)
+
+    fires = schedule.next_fires(datetime.datetime(2026, 11, 21, 9, 0, 1, tzinfo=UTC), count=2)
+
+    assert [f.time() for f in fires] == [datetime.time(9, 1, 30), datetime.time(9, 3)]
+
+
+# --- The beat lease ----------------------------------------------------------------------------
+
+
+def test_one_beat_leads_and_the_standby_takes_over_when_the_lease_lapses():
+    leader, standby = Lease("host:1", ttl=30), Lease("host:2", ttl=30)
+
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, tzinfo=UTC), tick=False):
+        assert leader.hold() is True
+        assert standby.hold() is False
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, 31, tzinfo=UTC), tick=False):
+        assert standby.hold() is True
+
+
+def test_a_stopping_leader_hands_over_at_once():
+    leader, standby = Lease("host:1", ttl=30), Lease("host:2", ttl=30)
+    leader.hold()
+
+    leader.release()
+
+    assert standby.hold() is True
+
+
+# --- The watchdog and clean-up ------------------------------------------------------------------
+
+
+def test_the_watchdog_reports_a_slot_without_a_run_once(quiet_platform):
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, 30, tzinfo=UTC), tick=False):
+        minute_schedule()
+        firing.refresh_schedules()
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 20, tzinfo=UTC), tick=False):
+        first = monitoring.watchdog()
+        second = monitoring.watchdog()
+
+    alert = JobAlert.objects.get(cause=Cause.MISSED_RUN)
+    assert first["missed"] == second["missed"] > 0
+    assert alert.occurrences == 2
+    assert alert.severity == "critical"
+
+
+def test_the_watchdog_retries_a_run_lost_with_its_worker(django_capture_on_commit_callbacks):
+    run = request("TEST_WRITE")
+    started = datetime.datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    JobRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=started, attempts=1, worker="w1")
+
+    with django_capture_on_commit_callbacks() as sent:
+        found = monitoring.watchdog(now=started + datetime.timedelta(hours=2))
+
+    run.refresh_from_db()
+    assert found["lost"] == 1
+    assert run.status == RunStatus.RETRYING
+    assert len(sent) == 2  # the retry message and the alert's delivery
+    assert JobAlert.objects.filter(cause=Cause.LOST_RUN).exists()
+
+
+def test_log_cleanup_deletes_only_what_is_older_than_the_retention():
+    run = execute(request("TEST_WRITE"))
+    JobLog.objects.filter(run=run).update(at=datetime.datetime(2025, 1, 1, tzinfo=UTC))
+    fresh = JobLog.objects.create(run=run, message="today")
+
+    deleted = monitoring.cleanup_logs(90)
+
+    assert deleted["logs"] >= 1
+    assert list(JobLog.objects.values_list("pk", flat=True)) == [fresh.pk]
+
+
+def test_system_jobs_run_inline():
+    health = execute(request("SYS_HEALTH_CHECK"))
+    stats = execute(request("SYS_PERFORMANCE_STATS"))
+
+    assert health.result["checks"]["database"]["ok"] is True
+    assert stats.status == RunStatus.SUCCEEDED
+    assert json.dumps(stats.result)
