@@ -16,7 +16,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from scheduling import registry
 from scheduling.beat import Lease
 from scheduling.choices import CatchUp, Cause, RunStatus, Trigger
-from scheduling.models import JobAlert, JobDefinition, JobLog, JobRun, JobSchedule
+from scheduling.models import BusinessCalendar, JobAlert, JobDefinition, JobLog, JobRun, JobSchedule
 from scheduling.registry import Param, ParamError, backoff
 from scheduling.services import alerts, execution, firing, monitoring, runs
 from scheduling.services.sync import sync_jobs
@@ -593,3 +593,50 @@ def test_system_jobs_run_inline():
     assert health.result["checks"]["database"]["ok"] is True
     assert stats.status == RunStatus.SUCCEEDED
     assert json.dumps(stats.result)
+
+
+UK_HOLIDAYS_2026 = ["2026-01-01", "2026-04-03", "2026-04-06", "2026-05-04", "2026-05-25", "2026-08-31", "2026-12-25"]
+
+
+def test_a_last_working_day_schedule_fires_on_the_right_days_through_a_year_and_both_dst_changes(quiet_platform):
+    # Given a 22:00 London schedule on the last working day of each month, UK holidays
+    uk = BusinessCalendar.objects.create(name="England", weekend=[5, 6])
+    for day in UK_HOLIDAYS_2026:
+        uk.holidays.create(date=day)
+    crontab, _ = CrontabSchedule.objects.get_or_create(minute="0", hour="22", timezone="Europe/London")
+    periodic = PeriodicTask.objects.create(name="month end", task="scheduling.fire_job", crontab=crontab)
+    JobSchedule.objects.create(
+        job=definition("TEST_WRITE"), periodic_task=periodic, rule="last_working_day", business_calendar=uk
+    )
+    with time_machine.travel(datetime.datetime(2025, 12, 31, 23, 0, tzinfo=UTC), tick=False):
+        firing.refresh_schedules()
+
+    # When beat ticks through 2026 as it does: a minute before each fire (nothing is due),
+    # then just after it, and on through every day of the year at noon
+    schedule = JobSchedule.objects.get(job__code="TEST_WRITE")
+    ticks = [datetime.datetime(2026, 1, 1, 12, tzinfo=UTC) + datetime.timedelta(days=n) for n in range(365)]
+    while (schedule := JobSchedule.objects.get(pk=schedule.pk)).next_fire_at.year == 2026:
+        due = schedule.next_fire_at
+        ticks += [due - datetime.timedelta(minutes=1), due + datetime.timedelta(seconds=20)]
+        for moment in sorted(tick for tick in ticks if tick <= due + datetime.timedelta(seconds=20)):
+            with time_machine.travel(moment, tick=False):
+                firing.fire_due()
+        ticks = [tick for tick in ticks if tick > due + datetime.timedelta(seconds=20)]
+
+    # Then it fired twelve times, on these dates, at 22:00 London time in GMT and in BST
+    fired = list(JobRun.objects.filter(job__code="TEST_WRITE").order_by("slot_at").values_list("slot_at", flat=True))
+    assert [f"{at:%m-%d %H:%M}" for at in fired] == [
+        "01-30 22:00",
+        "02-27 22:00",
+        "03-31 21:00",  # BST from 29 March: 22:00 London is 21:00 UTC
+        "04-30 21:00",
+        "05-29 21:00",
+        "06-30 21:00",
+        "07-31 21:00",
+        "08-28 21:00",  # 31 August is a bank holiday, the 29th and 30th a weekend
+        "09-30 21:00",
+        "10-30 22:00",  # GMT again from 25 October
+        "11-30 22:00",
+        "12-31 22:00",
+    ]
+    assert not JobAlert.objects.filter(cause=Cause.MISSED_RUN).exists()
