@@ -65,8 +65,8 @@ def test_compose_starts_apps_after_migrations_and_healthy_services(compose):
     assert "bootstrap" in command_of(compose["services"]["migrate"])
 
 
-def test_compose_runs_one_beat_and_flower_with_auth(compose):
-    assert compose["services"]["beat"]["deploy"]["replicas"] == 1
+def test_compose_runs_a_leading_and_a_standby_beat_and_flower_with_auth(compose):
+    assert compose["services"]["beat"]["deploy"]["replicas"] == 2
     assert "FLOWER_BASIC_AUTH" in compose["services"]["flower"]["environment"]
 
 
