@@ -4,6 +4,7 @@ platform, not to one company (a domain app offers its own company-scoped run end
 from __future__ import annotations
 
 import datetime
+from types import SimpleNamespace
 
 from django.db.models import Q
 from django.http import StreamingHttpResponse
@@ -11,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -336,11 +338,19 @@ class RunDetail(generics.RetrieveAPIView):
     queryset = JobRun.objects.select_related("job", "triggered_by")
 
 
+class _ExportFormat(DefaultContentNegotiation):
+    """DRF reads ``?format=`` as a renderer's name and answers 404 for csv or txt; here it
+    names the export file, so renderer choice goes by the Accept header alone."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # the one api_settings entry negotiation reads
+
+
 class RunLogs(APIView):
     """A run's log lines as JSON (paged by ``after`` id), or whole as CSV, JSON or TXT with
     ``?format=csv|json|txt``; ``level`` keeps lines at or above it."""
 
     permission_classes = [StaffOnly]
+    content_negotiation_class = _ExportFormat
     page_size = 1000
 
     @extend_schema(

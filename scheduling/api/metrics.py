@@ -17,7 +17,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 def _allowed(request: HttpRequest) -> bool:
     header = request.headers.get("Authorization", "")
     if settings.METRICS_TOKEN and header.startswith("Bearer "):
-        return hmac.compare_digest(header.removeprefix("Bearer ").strip(), settings.METRICS_TOKEN)
+        # Bytes, not str: compare_digest raises TypeError for non-ASCII text, which any
+        # client can send in a header; that must be a 401, not a 500.
+        given = header.removeprefix("Bearer ").strip().encode()
+        return hmac.compare_digest(given, settings.METRICS_TOKEN.encode())
     if request.user.is_authenticated:
         return request.user.is_staff
     if header.startswith("Token "):

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.db.models import Count, Max
+from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -21,6 +22,7 @@ from scheduling.services import alerts, execution, firing, runs
 DELETE_BATCH = 5000
 WATCH_LOOKBACK = datetime.timedelta(days=1)
 LOST_MARGIN = datetime.timedelta(minutes=5)
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 # --- The watchdog --------------------------------------------------------------------------
@@ -122,13 +124,25 @@ def job_health(now: datetime.datetime | None = None) -> list[dict]:
     (failing, or an alert open), good."""
     now = now or timezone.now()
     week = now - datetime.timedelta(days=7)
-    definitions = list(JobDefinition.objects.filter(registered=True).order_by("code"))
-    last_success = dict(
-        JobRun.objects.filter(status=RunStatus.SUCCEEDED)
-        .values("job_id")
-        .annotate(at=Max("finished_at"))
-        .values_list("job_id", "at")
+    runs_of_job = JobRun.objects.filter(job=OuterRef("pk"))
+    successes = runs_of_job.filter(status=RunStatus.SUCCEEDED).order_by("-finished_at")
+    # Consecutive failures: failed runs since the job's last success (all of them if none).
+    failures_since = (
+        runs_of_job.filter(status=RunStatus.FAILED, finished_at__gt=Coalesce(OuterRef("success_at"), Value(EPOCH)))
+        .values("job")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
+    definitions = list(
+        JobDefinition.objects.filter(registered=True)
+        .annotate(
+            success_at=Subquery(successes.values("finished_at")[:1]),
+            last_run_id=Subquery(runs_of_job.order_by("-created_at", "-pk").values("pk")[:1]),
+        )
+        .annotate(consecutive=Coalesce(Subquery(failures_since), 0))
+        .order_by("code")
+    )
+    last_runs = JobRun.objects.in_bulk([d.last_run_id for d in definitions if d.last_run_id])
     failures = dict(
         JobRun.objects.filter(status=RunStatus.FAILED, finished_at__gte=week)
         .values("job_id")
@@ -140,14 +154,8 @@ def job_health(now: datetime.datetime | None = None) -> list[dict]:
         open_alerts[job_id][severity] += 1
     rows = []
     for definition in definitions:
-        recent = list(
-            JobRun.objects.filter(job=definition, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED])
-            .order_by("-finished_at", "-pk")
-            .values_list("status", flat=True)[:50]
-        )
-        consecutive = next((i for i, status in enumerate(recent) if status != RunStatus.FAILED), len(recent))
-        last = JobRun.objects.filter(job=definition).order_by("-created_at", "-pk").first()
-        success_at = last_success.get(definition.pk)
+        consecutive, success_at = definition.consecutive, definition.success_at
+        last = last_runs.get(definition.last_run_id)
         alerts_open = open_alerts[definition.pk]
         if consecutive >= definition.failure_alert_after or alerts_open[Severity.CRITICAL]:
             health = "critical"

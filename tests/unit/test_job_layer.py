@@ -640,3 +640,16 @@ def test_a_last_working_day_schedule_fires_on_the_right_days_through_a_year_and_
         "12-31 22:00",
     ]
     assert not JobAlert.objects.filter(cause=Cause.MISSED_RUN).exists()
+
+
+def test_job_health_takes_a_fixed_number_of_queries_however_many_jobs(django_assert_max_num_queries):
+    for n in range(3):
+        execute(request("TEST_FAIL", DAY + datetime.timedelta(days=n)))
+    execute(request("TEST_WRITE"))
+
+    with django_assert_max_num_queries(4):
+        rows = {row["job"]: row for row in monitoring.job_health()}
+
+    assert (rows["TEST_FAIL"]["consecutive_failures"], rows["TEST_FAIL"]["health"]) == (3, "critical")
+    assert (rows["TEST_WRITE"]["consecutive_failures"], rows["TEST_WRITE"]["health"]) == (0, "good")
+    assert rows["TEST_WRITE"]["last_run"]["status"] == RunStatus.SUCCEEDED

@@ -58,7 +58,11 @@ class Command(BaseCommand):
             run = self._wait(run, options["timeout"])
         self._print(run, options["json"])
         if (options["wait"] or options["inline"]) and run.status != RunStatus.SUCCEEDED:
-            raise CommandError(f"run {run.pk} {run.status}" + (f": {run.error}" if run.error else ""))
+            why = run.error
+            if not why and run.status in (RunStatus.WAITING, RunStatus.BLOCKED):
+                why = runs.dependency_status(run)[1]  # a held run has no error; its upstream is the reason
+            why = " ".join(why.split())  # one line: a database error's DETAIL comes on a line of its own
+            raise CommandError(f"run {run.pk} {run.status}" + (f": {why}" if why else ""))
 
     def _param(self, text: str) -> tuple[str, str]:
         key, sep, value = text.partition("=")
