@@ -3,6 +3,7 @@ import json
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from rest_framework.utils.encoders import JSONEncoder
 
 from scheduling.choices import FINISHED, RunStatus, Trigger
@@ -31,6 +32,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the run as JSON")
 
     def handle(self, *args, code: str, **options) -> None:
+        try:
+            self._handle(code, options)
+        except DatabaseError as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CommandError(f"the database is not ready ({first_line}); run manage.py migrate") from exc
+
+    def _handle(self, code: str, options: dict) -> None:
         definition = JobDefinition.objects.filter(code=code.upper()).first()
         if definition is None:
             known = ", ".join(JobDefinition.objects.registered().values_list("code", flat=True))
