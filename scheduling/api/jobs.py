@@ -54,31 +54,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = JobDefinition
-        fields = [
-            "code",
-            "title",
-            "description",
-            "enabled",
-            "registered",
-            "queue",
-            "priority",
-            "parameters",
-            "default_params",
-            "max_retries",
-            "backoff_base",
-            "backoff_cap",
-            "time_limit",
-            "overlap",
-            "max_concurrent",
-            "runtime_threshold",
-            "failure_alert_after",
-            "depends_on",
-            "catch_up",
-            "catch_up_window",
-            "key_by",
-            "scope",
-            "schedules",
-        ]
+        fields = ["code", "enabled", "registered", "parameters", *JobDefinition.DECLARED_FIELDS, "schedules"]
 
     def get_parameters(self, definition: JobDefinition) -> dict:
         spec = definition.spec

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from django.db import connection, transaction
 from django.db.models import Min, Prefetch
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from scheduling import calendar, slots
 from scheduling.choices import CatchUp, Cause, RunStatus, Scope, Trigger
@@ -143,7 +144,7 @@ def _fire(due: list[JobSchedule], now: datetime.datetime) -> int:
             tasks.append(task)
     JobSchedule.objects.bulk_update(due, ["next_fire_at", "last_slot_at"], batch_size=1000)
     # bulk_update, not save(): saving a periodic task would tell every beat the schedule changed.
-    type(due[0].periodic_task).objects.bulk_update(tasks, ["last_run_at", "total_run_count"], batch_size=1000)
+    PeriodicTask.objects.bulk_update(tasks, ["last_run_at", "total_run_count"], batch_size=1000)
     pending = runs.create_scheduled_runs(rows)
     return queue_batch(pending, {schedule.job_id: schedule.job for schedule in due})
 
