@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 
 from django.conf import settings
@@ -269,14 +270,7 @@ class JobSchedule(models.Model):
         task = self.periodic_task
         if task.crontab_id:
             c = task.crontab
-            return calendar.Cron(
-                minute=c.minute,
-                hour=c.hour,
-                day_of_week=c.day_of_week,
-                day_of_month=c.day_of_month,
-                month_of_year=c.month_of_year,
-                timezone=str(c.timezone),
-            )
+            return _cron(c.minute, c.hour, c.day_of_week, c.day_of_month, c.month_of_year, str(c.timezone))
         if task.interval_id:
             seconds = int(datetime.timedelta(**{task.interval.period: task.interval.every}).total_seconds())
             return calendar.Every(seconds=seconds, anchor=task.start_time)
@@ -336,6 +330,19 @@ class JobSchedule(models.Model):
             if self.shift != Shift.NONE:
                 what += f", {self.get_shift_display()}"
         return what
+
+
+@functools.lru_cache(maxsize=4096)
+def _cron(minute: str, hour: str, day_of_week: str, day_of_month: str, month_of_year: str, tz: str) -> calendar.Cron:
+    """Crontabs are shared by many schedules and parsing one is not free: parse each once."""
+    return calendar.Cron(
+        minute=minute,
+        hour=hour,
+        day_of_week=day_of_week,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        timezone=tz,
+    )
 
 
 class JobRunQuerySet(models.QuerySet):

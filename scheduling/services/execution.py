@@ -244,7 +244,13 @@ def claim(run_id: int, task_id: str, worker: str) -> str | tuple[JobRun, JobSpec
         )
         if not claimed:
             return "claimed by another worker"
-    run.refresh_from_db()
+    run.status, run.attempts, run.started_at, run.worker, run.task_id = (
+        RunStatus.RUNNING,
+        run.attempts + 1,
+        now,
+        worker,
+        task_id,
+    )
     return run, spec, False
 
 
@@ -258,7 +264,6 @@ def _run_body(run: JobRun, spec: JobSpec, task_id: str, worker: str) -> str:
     ctx = JobContext(run, spec, definition)
     try:
         ctx.params = spec.params.clean(run.params, definition.default_params)
-        JobRun.objects.filter(pk=run.pk).update(params=spec.params.dump(ctx.params))
         ctx.info(f"attempt {run.attempts} started on {worker}")
         if spec.atomic:
             with transaction.atomic():
@@ -290,6 +295,7 @@ def _body_done(ctx: JobContext, task_id: str) -> str:
     ctx.logs.flush()
     fields = {
         **ctx.counts,
+        "params": ctx.spec.params.dump(ctx.params),  # the effective parameters, defaults included
         "result": ctx.result,
         "progress_done": ctx.done,
         "progress_total": ctx.total,

@@ -27,6 +27,7 @@ FIRE_BATCH = 2000  # schedules handled per tick; more are picked up by the next,
 ON_TIME_GRACE = datetime.timedelta(seconds=60)  # a slot fired later than this was missed
 SCAN_LIMIT = 10_000  # missed slots looked at per schedule (an every-minute job down for a week)
 MAX_SLEEP = 5.0
+UPDATE_BATCH = 100
 
 
 def _schedules():
@@ -63,7 +64,7 @@ def refresh_schedules(now: datetime.datetime | None = None) -> int:
         schedule.next_fire_at = first_fire(schedule, now)
         schedule.active_since = now
         changed.append(schedule)
-    JobSchedule.objects.bulk_update(changed, ["fingerprint", "next_fire_at", "active_since"], batch_size=1000)
+    JobSchedule.objects.bulk_update(changed, ["fingerprint", "next_fire_at", "active_since"], batch_size=UPDATE_BATCH)
     return len(changed)
 
 
@@ -142,9 +143,10 @@ def _fire(due: list[JobSchedule], now: datetime.datetime) -> int:
             task.last_run_at = now
             task.total_run_count += len(chosen)
             tasks.append(task)
-    JobSchedule.objects.bulk_update(due, ["next_fire_at", "last_slot_at"], batch_size=1000)
+    # Small batches: bulk_update writes CASE WHEN per row, quadratic in the batch size.
+    JobSchedule.objects.bulk_update(due, ["next_fire_at", "last_slot_at"], batch_size=UPDATE_BATCH)
     # bulk_update, not save(): saving a periodic task would tell every beat the schedule changed.
-    PeriodicTask.objects.bulk_update(tasks, ["last_run_at", "total_run_count"], batch_size=1000)
+    PeriodicTask.objects.bulk_update(tasks, ["last_run_at", "total_run_count"], batch_size=UPDATE_BATCH)
     pending = runs.create_scheduled_runs(rows)
     return queue_batch(pending, {schedule.job_id: schedule.job for schedule in due})
 

@@ -85,18 +85,15 @@ def request_run(
     slot = slots.slot_for(definition.key_by, instant, tz)
     # The run keeps the parameters asked for; the worker records the effective ones (with defaults).
     given = spec.params.dump({name: cleaned[name] for name in params or {}})
-    run, created = _create(definition, slot, tz, company, given)
+    run, created = _create(definition, slot, tz, company, given, trigger=trigger, triggered_by=user)
     if created:
-        JobRun.objects.filter(pk=run.pk).update(trigger=trigger, triggered_by=user)
-        run.trigger, run.triggered_by = trigger, user
         who = f" by {user}" if user else ""
         log(run, f"requested ({trigger}){who}", params=run.params)
         advance(run)
-        run.refresh_from_db()
     return run, created
 
 
-def _create(definition, slot, tz, company, params) -> tuple[JobRun, bool]:
+def _create(definition, slot, tz, company, params, **fields) -> tuple[JobRun, bool]:
     lookup = {"job": definition, "run_key": slot.key, "company": company}
     try:
         with transaction.atomic():
@@ -106,7 +103,7 @@ def _create(definition, slot, tz, company, params) -> tuple[JobRun, bool]:
                 slot_at=slot.at,
                 time_zone=str(tz),
                 params=params,
-                trigger=Trigger.SCHEDULE,
+                **fields,
             )
         return run, True
     except IntegrityError:
@@ -123,13 +120,17 @@ def create_scheduled_runs(rows: Iterable[JobRun]) -> list[int]:
     if not rows:
         return []
     JobRun.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-    pending = JobRun.objects.filter(status=RunStatus.PENDING, trigger=Trigger.SCHEDULE)
+    wanted = {(row.job_id, row.run_key, row.company_id) for row in rows}
+    job_ids = sorted({row.job_id for row in rows})
+    keys = sorted({row.run_key for row in rows})
     found = []
-    by_job: dict[int, set[str]] = {}
-    for row in rows:
-        by_job.setdefault(row.job_id, set()).add(row.run_key)
-    for job_id, keys in by_job.items():
-        found.extend(pending.filter(job_id=job_id, run_key__in=keys).values_list("pk", flat=True))
+    # One query for the batch: a superset by job and by key, narrowed to the exact triples here.
+    pending = JobRun.objects.filter(status=RunStatus.PENDING, trigger=Trigger.SCHEDULE)
+    for start in range(0, len(job_ids), 500):
+        candidates = pending.filter(job_id__in=job_ids[start : start + 500], run_key__in=keys)
+        for pk, job_id, run_key, company_id in candidates.values_list("pk", "job_id", "run_key", "company_id"):
+            if (job_id, run_key, company_id) in wanted:
+                found.append(pk)
     return found
 
 
@@ -184,6 +185,7 @@ def advance(run: JobRun, *, from_states: Iterable[str] = (RunStatus.PENDING,)) -
     moved = JobRun.objects.filter(pk=run.pk, status__in=list(from_states)).update(**changes)
     if not moved:
         return None
+    run.queued_at = changes.get("queued_at", run.queued_at)
     if reason and target != run.status:
         log(run, reason, level=Level.WARNING if target == RunStatus.BLOCKED else Level.INFO)
     if target == RunStatus.QUEUED:
@@ -226,9 +228,10 @@ def queue_pending(run_ids: Iterable[int]) -> int:
 def release_dependents(run: JobRun) -> None:
     """Re-evaluate runs that wait for (or were blocked by) this job's runs."""
     code = run.job.code
+    with_dependencies = JobDefinition.objects.exclude(depends_on=[]).only("pk", "code", "depends_on")
     downstream = [
         definition
-        for definition in JobDefinition.objects.only("pk", "code", "depends_on")
+        for definition in with_dependencies
         if any(entry.get("job") == code for entry in definition.depends_on if isinstance(entry, dict))
     ]
     if not downstream:
