@@ -103,6 +103,8 @@ def check_slow(run: JobRun) -> None:
             run=run,
         )
         return
+    if run.duration <= SLOW_FLOOR_SECONDS:
+        return  # too quick to alert on whatever its history says; spare the query
     history = list(
         JobRun.objects.filter(job=definition, status=RunStatus.SUCCEEDED)
         .exclude(pk=run.pk)

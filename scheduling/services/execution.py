@@ -204,12 +204,14 @@ def execute_run(run_id: int, *, task_id: str, worker: str) -> str:
 def claim(run_id: int, task_id: str, worker: str) -> str | tuple[JobRun, JobSpec, bool]:
     now = timezone.now()
     with transaction.atomic():
-        run = JobRun.objects.filter(pk=run_id).first()
+        run = JobRun.objects.select_related("job").filter(pk=run_id).first()
         if run is None:
             return "no such run"
-        # Lock the definition: claims of one job are serialised, so max_concurrent holds.
-        definition = JobDefinition.objects.select_for_update().get(pk=run.job_id)
-        run.job = definition
+        definition = run.job
+        if definition.overlap != Overlap.ALLOW:
+            # Lock the definition: claims of one job are serialised, so max_concurrent holds.
+            definition = JobDefinition.objects.select_for_update().get(pk=run.job_id)
+            run.job = definition
         spec = registry.get(definition.code)
         if run.status == RunStatus.RUNNING and run.task_id == task_id:
             # Our own message again: the worker that had it died (kill -9, out of memory).
