@@ -103,6 +103,18 @@ def broker_messages(purge: bool = False) -> int:
     return count
 
 
+def require_services() -> None:
+    """One readable line, not a traceback, when PostgreSQL or Redis is not there."""
+    try:
+        admin_sql("SELECT 1")
+    except Exception as exc:
+        sys.exit(f"bench/jobs.py needs PostgreSQL at {POSTGRES} (trust auth): {str(exc).strip().splitlines()[0]}")
+    try:
+        redis_client().ping()
+    except Exception as exc:
+        sys.exit(f"bench/jobs.py needs Redis at {REDIS}: {exc}")
+
+
 class Worker:
     """One celery worker subprocess in a session of its own, so kill() takes its pool too."""
 
@@ -497,6 +509,7 @@ def main() -> None:
     # A terminated bench (make interrupted, a CI timeout) still stops its worker and drops its database.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     os.environ.update(ENVIRONMENT)
+    require_services()
     admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     admin_sql(f"CREATE DATABASE {DATABASE}")
     redis_client().flushdb()
