@@ -87,9 +87,7 @@ def request_run(
     given = spec.params.dump({name: cleaned[name] for name in params or {}})
     run, created = _create(definition, slot, tz, company, given, trigger=trigger, triggered_by=user)
     if created:
-        who = f" by {user}" if user else ""
-        log(run, f"requested ({trigger}){who}", params=run.params)
-        advance(run)
+        advance(run)  # who asked, how and with what is on the run itself: trigger, triggered_by, params
     return run, created
 
 

@@ -219,7 +219,6 @@ def test_a_failed_atomic_job_writes_nothing_but_keeps_its_log():
 
     assert run.status == RunStatus.FAILED
     assert list(run.logs.values_list("message", flat=True)) == [
-        "requested (manual)",
         "attempt 1 started on test@host",
         "about to fail",
         "failed: RuntimeError: the ledger is on fire",
