@@ -171,6 +171,8 @@ VARIABLES: dict[str, Variable] = {
 }
 
 _UNSET = object()
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 DATABASE_SCHEMES = ("postgres", "postgresql")
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
@@ -200,9 +202,9 @@ def boolean(name: str, default: bool) -> bool:
     raw = text(name, "").lower()
     if not raw:
         return default
-    if raw in ("1", "true", "yes", "on"):
+    if raw in TRUE_WORDS:
         return True
-    if raw in ("0", "false", "no", "off"):
+    if raw in FALSE_WORDS:
         return False
     raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
 

@@ -347,6 +347,11 @@ def previous_fire_time(
         window *= 2
 
 
+def zone_name(schedule: Schedule) -> str:
+    """The timezone a schedule's fires are read in: the cron's, UTC for Every and Once."""
+    return schedule.timezone if isinstance(schedule, Cron) else "UTC"
+
+
 def local_date(instant: datetime, schedule: Schedule) -> date:
     """The business date of a fire: its date in the cron's timezone, in UTC for Every and Once."""
     _require_aware(instant, "instant")

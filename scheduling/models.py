@@ -213,6 +213,18 @@ class Holiday(models.Model):
 
 
 class JobScheduleQuerySet(models.QuerySet):
+    def with_timing(self) -> JobScheduleQuerySet:
+        """With everything fire times are computed from, so a loop over schedules queries nothing."""
+        return self.select_related(
+            "job",
+            "periodic_task__crontab",
+            "periodic_task__interval",
+            "periodic_task__clocked",
+            "business_calendar",
+        ).prefetch_related(
+            models.Prefetch("business_calendar__holidays", queryset=Holiday.objects.only("calendar_id", "date"))
+        )
+
     def firing(self) -> JobScheduleQuerySet:
         """Schedules beat should fire: enabled task, enabled and registered job."""
         return self.filter(
@@ -346,14 +358,9 @@ def _cron(minute: str, hour: str, day_of_week: str, day_of_month: str, month_of_
 
 
 class JobRunQuerySet(models.QuerySet):
-    def for_job(self, code: str) -> JobRunQuerySet:
-        return self.filter(job__code=code)
-
     def active(self) -> JobRunQuerySet:
+        """Runs that have not finished: the ones an operator can still cancel."""
         return self.filter(status__in=ACTIVE)
-
-    def finished(self) -> JobRunQuerySet:
-        return self.filter(status__in=FINISHED)
 
 
 class JobRun(models.Model):

@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from config.env import FALSE_WORDS, TRUE_WORDS
 from scheduling.calendar import CalendarRule, Cron, Every
 from scheduling.choices import CatchUp, KeyBy, Offset, Overlap, Scope
 
 JOB_CODE_PATTERN = r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$"
 REQUIRED = object()
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off"}
 
 
 class JobError(Exception):
@@ -302,8 +301,3 @@ def get(code: str) -> JobSpec | None:
 
 def registered() -> dict[str, JobSpec]:
     return dict(_registry)
-
-
-def unregister(code: str) -> None:
-    """For tests that declare throw-away jobs."""
-    _registry.pop(code, None)

@@ -22,7 +22,7 @@ def slot_for(key_by: str, instant: datetime.datetime, tz: str | ZoneInfo) -> Slo
     Minute and hour keys carry the UTC offset, so the repeated hour when clocks go back
     gives distinct keys instead of colliding with the first pass.
     """
-    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(str(tz))
+    zone = _zone(tz)
     local = instant.astimezone(zone)
     day = local.date()
     match KeyBy(key_by):
@@ -46,7 +46,7 @@ def slot_for(key_by: str, instant: datetime.datetime, tz: str | ZoneInfo) -> Slo
 
 def previous_instant(key_by: str, instant: datetime.datetime, tz: str | ZoneInfo) -> datetime.datetime:
     """An instant inside the period before the one ``instant`` falls in."""
-    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(str(tz))
+    zone = _zone(tz)
     local = instant.astimezone(zone)
     match KeyBy(key_by):
         case KeyBy.MINUTE:
@@ -68,5 +68,8 @@ def previous_instant(key_by: str, instant: datetime.datetime, tz: str | ZoneInfo
 
 
 def start_of_day(day: datetime.date, tz: str | ZoneInfo) -> datetime.datetime:
-    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(str(tz))
-    return datetime.datetime.combine(day, datetime.time(0), tzinfo=zone)
+    return datetime.datetime.combine(day, datetime.time(0), tzinfo=_zone(tz))
+
+
+def _zone(tz: str | ZoneInfo) -> ZoneInfo:
+    return tz if isinstance(tz, ZoneInfo) else ZoneInfo(str(tz))

@@ -362,18 +362,10 @@ def _seconds(run: JobRun, now) -> float | None:
 def send_chunks(run: JobRun) -> int:
     from scheduling import tasks
 
-    definition = run.job
     pending = list(JobChunk.objects.filter(run=run, status=ChunkStatus.PENDING).values_list("index", flat=True))
-    hard = min(definition.time_limit + runs.QUEUE_LIMIT_GRACE, settings.CELERY_TASK_TIME_LIMIT)
+    options = runs.task_options(run.job)
     for index in pending:
-        tasks.execute_chunk.apply_async(
-            args=(run.pk, index),
-            queue=definition.queue,
-            routing_key=definition.queue,
-            priority=definition.priority,
-            soft_time_limit=definition.time_limit,
-            time_limit=hard,
-        )
+        tasks.execute_chunk.apply_async(args=(run.pk, index), **options)
     return len(pending)
 
 

@@ -12,13 +12,13 @@ import logging
 from collections.abc import Iterable
 
 from django.db import connection, transaction
-from django.db.models import Min, Prefetch
+from django.db.models import Min
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from scheduling import calendar, slots
 from scheduling.choices import CatchUp, Cause, RunStatus, Scope, Trigger
-from scheduling.models import Holiday, JobDefinition, JobRun, JobSchedule
+from scheduling.models import JobDefinition, JobRun, JobSchedule
 from scheduling.services import alerts, runs
 
 logger = logging.getLogger(__name__)
@@ -28,16 +28,6 @@ ON_TIME_GRACE = datetime.timedelta(seconds=60)  # a slot fired later than this w
 SCAN_LIMIT = 10_000  # missed slots looked at per schedule (an every-minute job down for a week)
 MAX_SLEEP = 5.0
 UPDATE_BATCH = 100
-
-
-def _schedules():
-    return JobSchedule.objects.select_related(
-        "job",
-        "periodic_task__crontab",
-        "periodic_task__interval",
-        "periodic_task__clocked",
-        "business_calendar",
-    ).prefetch_related(Prefetch("business_calendar__holidays", queryset=Holiday.objects.only("calendar_id", "date")))
 
 
 def first_fire(schedule: JobSchedule, after: datetime.datetime) -> datetime.datetime | None:
@@ -56,7 +46,7 @@ def refresh_schedules(now: datetime.datetime | None = None) -> int:
     did not exist then are not "missed"."""
     now = now or timezone.now()
     changed = []
-    for schedule in _schedules().iterator(chunk_size=2000):
+    for schedule in JobSchedule.objects.with_timing().iterator(chunk_size=2000):
         fingerprint = schedule.current_fingerprint()
         if fingerprint == schedule.fingerprint:
             continue
@@ -89,7 +79,9 @@ def choose_slots(
 def fire_due(now: datetime.datetime | None = None, *, limit: int = FIRE_BATCH) -> tuple[int, float]:
     """Fire every due schedule. Returns (runs queued, seconds until the next fire)."""
     now = now or timezone.now()
-    due = list(_schedules().firing().filter(next_fire_at__lte=now).order_by("next_fire_at", "pk")[:limit])
+    due = list(
+        JobSchedule.objects.with_timing().firing().filter(next_fire_at__lte=now).order_by("next_fire_at", "pk")[:limit]
+    )
     queued = 0
     if due:
         with transaction.atomic():
@@ -127,15 +119,18 @@ def _fire(due: list[JobSchedule], now: datetime.datetime) -> int:
                 f"{missed[-1]:%Y-%m-%d %H:%M} UTC were not run (no beat was firing; catch-up policy "
                 f"{definition.get_catch_up_display()})",
             )
-        tz = trigger.timezone if isinstance(trigger, calendar.Cron) else "UTC"
-        if definition.scope == Scope.COMPANY and schedule.company_id is None and company_ids is None:
-            company_ids = list(runs.company_model().objects.order_by("pk").values_list("pk", flat=True))
-        targets = [schedule.company_id] if definition.scope == Scope.COMPANY and schedule.company_id else None
-        if definition.scope == Scope.COMPANY and targets is None:
+        tz = calendar.zone_name(trigger)
+        if definition.scope != Scope.COMPANY:
+            targets: list[int | None] = [None]
+        elif schedule.company_id:
+            targets = [schedule.company_id]
+        else:
+            if company_ids is None:  # read once per tick, and only when a company job fires for all
+                company_ids = list(runs.company_model().objects.order_by("pk").values_list("pk", flat=True))
             targets = company_ids
         for slot_at in chosen:
             slot = slots.slot_for(definition.key_by, slot_at, tz)
-            for company_id in targets or [None]:
+            for company_id in targets:
                 rows.append(_row(definition, slot, tz, company_id))
         schedule.last_slot_at = slots_due[-1] if slots_due else schedule.last_slot_at
         schedule.next_fire_at = first_fire(schedule, now)
@@ -164,16 +159,15 @@ def _row(definition: JobDefinition, slot: slots.Slot, tz: str, company_id: int |
     )
 
 
-def queue_batch(run_ids: Iterable[int], definitions: dict[int, JobDefinition]) -> int:
-    """Queue pending runs: those of jobs without dependencies in one statement, the rest
-    through their dependency check. Only runs this call moved out of pending are sent, so
-    a second beat racing on the same slots sends nothing."""
-    ids = list(run_ids)
-    if not ids:
+def queue_batch(pending: Iterable[tuple[int, int]], definitions: dict[int, JobDefinition]) -> int:
+    """Queue pending runs, given as (id, job id): those of jobs without dependencies in one
+    statement, the rest through their dependency check. Only runs this call moved out of
+    pending are sent, so a second beat racing on the same slots sends nothing."""
+    job_of = dict(pending)
+    if not job_of:
         return 0
-    job_of = dict(JobRun.objects.filter(pk__in=ids).values_list("pk", "job_id"))
-    free = [pk for pk in ids if not definitions[job_of[pk]].depends_on]
-    held = [pk for pk in ids if definitions[job_of[pk]].depends_on]
+    free = [pk for pk, job_id in job_of.items() if not definitions[job_id].depends_on]
+    held = [pk for pk, job_id in job_of.items() if definitions[job_id].depends_on]
     queued = runs.queue_pending(held)
     now = timezone.now()
     table = connection.ops.quote_name(JobRun._meta.db_table)
@@ -186,8 +180,7 @@ def queue_batch(run_ids: Iterable[int], definitions: dict[int, JobDefinition]) -
                 [RunStatus.QUEUED, now, *batch, RunStatus.PENDING],
             )
             moved = [row[0] for row in cursor.fetchall()]
-        for run in JobRun.objects.filter(pk__in=moved).only("pk", "job_id"):
-            run.job = definitions[run.job_id]
-            runs.send(run)
+        for pk in moved:
+            runs.send(JobRun(pk=pk, job=definitions[job_of[pk]]))
         queued += len(moved)
     return queued

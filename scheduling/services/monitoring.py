@@ -16,12 +16,13 @@ from django_celery_results.models import TaskResult
 
 from scheduling import calendar, slots
 from scheduling.choices import ACTIVE, Cause, Level, RunStatus, Severity
-from scheduling.models import BeatLease, JobAlert, JobChunk, JobDefinition, JobLog, JobPerformance, JobRun
-from scheduling.services import alerts, execution, firing, runs
+from scheduling.models import BeatLease, JobAlert, JobChunk, JobDefinition, JobLog, JobPerformance, JobRun, JobSchedule
+from scheduling.services import alerts, execution, runs
 
 DELETE_BATCH = 5000
 WATCH_LOOKBACK = datetime.timedelta(days=1)
 LOST_MARGIN = datetime.timedelta(minutes=5)
+MISSED_BATCH = 500  # schedules whose runs are looked up in one query
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -40,20 +41,30 @@ def watchdog(now: datetime.datetime | None = None, log: Callable[..., None] | No
 def missed_slots(now: datetime.datetime, log) -> int:
     """Slots older than the grace period, since the schedule's timing last changed, with no run."""
     grace = datetime.timedelta(seconds=settings.JOB_MISSED_GRACE)
-    missed_total = 0
-    for schedule in firing._schedules().firing():
+    expected: dict[JobSchedule, dict[str, datetime.datetime]] = {}
+    for schedule in JobSchedule.objects.with_timing().firing():
         since = max(now - WATCH_LOOKBACK, schedule.active_since or schedule.created_at)
         try:
-            expected = calendar.fire_times_between(
-                schedule.trigger(), since, now - grace, schedule.calendar_rule(), limit=2000
-            )
+            trigger = schedule.trigger()
+            fires = calendar.fire_times_between(trigger, since, now - grace, schedule.calendar_rule(), limit=2000)
         except ValueError:
             continue
-        if not expected:
-            continue
-        keys = {slots.slot_for(schedule.job.key_by, at, _tz(schedule)).key: at for at in expected}
-        present = set(JobRun.objects.filter(job=schedule.job, run_key__in=list(keys)).values_list("run_key", flat=True))
-        missing = sorted(at for key, at in keys.items() if key not in present)
+        zone = calendar.zone_name(trigger)
+        if fires:
+            expected[schedule] = {slots.slot_for(schedule.job.key_by, at, zone).key: at for at in fires}
+    # The runs that exist, for every schedule at once: one query per batch, not one per schedule.
+    present: set[tuple[int, str]] = set()
+    batch = list(expected.items())
+    for start in range(0, len(batch), MISSED_BATCH):
+        part = batch[start : start + MISSED_BATCH]
+        runs_there = JobRun.objects.filter(
+            job_id__in={schedule.job_id for schedule, _ in part},
+            run_key__in={key for _, keys in part for key in keys},
+        )
+        present.update(runs_there.values_list("job_id", "run_key"))
+    missed_total = 0
+    for schedule, keys in expected.items():
+        missing = sorted(at for key, at in keys.items() if (schedule.job_id, key) not in present)
         if missing:
             missed_total += len(missing)
             log(f"{schedule.job.code}: {len(missing)} slot(s) without a run", level=Level.WARNING)
@@ -65,11 +76,6 @@ def missed_slots(now: datetime.datetime, log) -> int:
                 severity=Severity.CRITICAL,
             )
     return missed_total
-
-
-def _tz(schedule) -> str:
-    trigger = schedule.trigger()
-    return trigger.timezone if isinstance(trigger, calendar.Cron) else "UTC"
 
 
 def recover_lost_runs(now: datetime.datetime, log) -> int:
@@ -196,9 +202,7 @@ def _run_summary(run: JobRun | None) -> dict | None:
 def jobs_status(now: datetime.datetime | None = None) -> dict:
     """What the layer is doing right now."""
     now = now or timezone.now()
-    by_status = dict(
-        JobRun.objects.filter(status__in=ACTIVE).values("status").annotate(n=Count("pk")).values_list("status", "n")
-    )
+    by_status = dict(JobRun.objects.active().values("status").annotate(n=Count("pk")).values_list("status", "n"))
     running = JobRun.objects.filter(status=RunStatus.RUNNING).select_related("job").order_by("started_at")[:50]
     lease = BeatLease.objects.filter(name="beat").first()
     day = now - datetime.timedelta(days=1)

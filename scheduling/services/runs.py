@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from scheduling import slots
@@ -109,8 +110,8 @@ def _create(definition, slot, tz, company, params, **fields) -> tuple[JobRun, bo
         return JobRun.objects.get(**lookup), False
 
 
-def create_scheduled_runs(rows: Iterable[JobRun]) -> list[int]:
-    """Insert-or-ignore a batch of scheduled runs; returns the ids of those still pending.
+def create_scheduled_runs(rows: Iterable[JobRun]) -> list[tuple[int, int]]:
+    """Insert-or-ignore a batch of scheduled runs; returns (id, job id) of those still pending.
 
     Used by beat: one statement for a whole tick's fires instead of a query per slot.
     """
@@ -128,7 +129,7 @@ def create_scheduled_runs(rows: Iterable[JobRun]) -> list[int]:
         candidates = pending.filter(job_id__in=job_ids[start : start + 500], run_key__in=keys)
         for pk, job_id, run_key, company_id in candidates.values_list("pk", "job_id", "run_key", "company_id"):
             if (job_id, run_key, company_id) in wanted:
-                found.append(pk)
+                found.append((pk, job_id))
     return found
 
 
@@ -194,19 +195,22 @@ def advance(run: JobRun, *, from_states: Iterable[str] = (RunStatus.PENDING,)) -
     return target
 
 
-def send(run: JobRun, countdown: float | None = None) -> None:
-    """Queue the run's execution on its job's queue, once the current transaction commits."""
-    from scheduling import tasks
-
-    definition = run.job
-    options = {
-        "args": (run.pk,),
+def task_options(definition: JobDefinition) -> dict:
+    """How a job's tasks (its runs and its chunks) travel: its queue, priority and time limits."""
+    return {
         "queue": definition.queue,
         "routing_key": definition.queue,
         "priority": definition.priority,
         "soft_time_limit": definition.time_limit,
         "time_limit": min(definition.time_limit + QUEUE_LIMIT_GRACE, settings.CELERY_TASK_TIME_LIMIT),
     }
+
+
+def send(run: JobRun, countdown: float | None = None) -> None:
+    """Queue the run's execution on its job's queue, once the current transaction commits."""
+    from scheduling import tasks
+
+    options = {"args": (run.pk,), **task_options(run.job)}
     if countdown:
         options["countdown"] = countdown
     # robust: a broker that is down must not turn a recorded run into an error for the caller;
@@ -236,10 +240,10 @@ def release_dependents(run: JobRun) -> None:
         return
     states = [RunStatus.WAITING, RunStatus.BLOCKED]
     candidates = JobRun.objects.filter(job__in=downstream, status__in=states).select_related("job")
+    if run.company_id:
+        # A company's run affects that company's dependents (and global ones), nobody else's.
+        candidates = candidates.filter(Q(company_id=run.company_id) | Q(company__isnull=True))
     for candidate in candidates.order_by("pk")[:1000]:
-        # Only runs this run can affect: same company, or any company when the upstream is global.
-        if run.company_id and candidate.company_id not in (None, run.company_id):
-            continue
         advance(candidate, from_states=states)
 
 

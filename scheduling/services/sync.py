@@ -67,9 +67,10 @@ def declaration(spec: JobSpec) -> dict:
 def sync_jobs() -> SyncReport:
     report = SyncReport()
     specs = registry.registered()
+    existing = {d.code: d for d in JobDefinition.objects.select_for_update().filter(code__in=list(specs))}
     for code, spec in sorted(specs.items()):
         declared = declaration(spec)
-        definition = JobDefinition.objects.select_for_update().filter(code=code).first()
+        definition = existing.get(code)
         if definition is None:
             definition = JobDefinition.objects.create(code=code, declared=declared, **declared)
             report.created.append(code)
