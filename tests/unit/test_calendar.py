@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -426,12 +425,11 @@ def test_every_does_not_fire_before_its_anchor():
 
 
 def test_every_is_computed_not_counted_from_the_anchor():
-    started = time.perf_counter()
-
+    # Counting one-second steps from 1990 would be a billion iterations: the suite's
+    # timeout, not a stopwatch in the test, is what catches that.
     fires = next_fire_times(Every(1, anchor=utc(1990, 1, 1)), utc(2026, 1, 1), count=1)
 
     assert fires == [utc(2026, 1, 1, 0, 0, 1)]
-    assert time.perf_counter() - started < 0.05
 
 
 def test_once_fires_only_if_strictly_after():
@@ -503,18 +501,15 @@ def test_next_fire_times_returns_ten_ascending_fires_for_typical_schedules(sched
     assert_strictly_ascending_utc(fires)
 
 
-def test_next_fire_times_is_fast_for_sparse_and_dense_schedules():
-    # a fresh calendar, so the rule caches start cold
+def test_next_fire_times_gives_ten_for_sparse_and_dense_schedules():
+    # a fresh calendar, so the rule caches start cold (speed is bench/jobs.py's business)
     working = WorkingDays(holidays=frozenset({date(2031, 1, 1)}))
     month_end = CalendarRule(RuleKind.LAST_WORKING_DAY, calendar=working)
 
-    started = time.perf_counter()
     sparse = next_fire_times(Cron(minute="0", hour="22", timezone="Europe/London"), utc(2026, 1, 1), rule=month_end)
     dense = next_fire_times(Cron(), utc(2026, 1, 1))
-    elapsed = time.perf_counter() - started
 
     assert len(sparse) == len(dense) == 10
-    assert elapsed < 0.05
 
 
 # Validation
