@@ -79,6 +79,14 @@ def server_error(request: HttpRequest):
     return page_server_error(request)
 
 
+class Conflict(exceptions.APIException):
+    """The request is understood but the object's state does not allow it."""
+
+    status_code = 409
+    default_detail = "The object's state does not allow this."
+    default_code = "conflict"
+
+
 class CursorPagination(pagination.CursorPagination):
     """Keyset pagination: stable under inserts and as fast on page 1,000 as on page 1.
 

@@ -15,7 +15,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.db.models import Count, IntegerField, Min, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet, ModelForm
@@ -26,6 +25,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django_celery_beat.models import PeriodicTasks
 
+from scheduling import calendar
 from scheduling.choices import RunStatus, Scope, Trigger
 from scheduling.models import (
     BeatHeartbeat,
@@ -46,7 +46,7 @@ from scheduling.services.runs import RunError
 
 SUCCESS_WINDOW = datetime.timedelta(days=30)
 INLINE_LIMIT = 200  # log lines and chunks shown on a run's page; the log changelist has the rest
-EXPORT_FORMATS = ("csv", "json", "txt")
+EXPORT_FORMATS = tuple(logexport.FORMATS)
 STATUS_COLOURS = {
     RunStatus.SUCCEEDED: "#2e7d32",
     RunStatus.FAILED: "#c62828",
@@ -75,10 +75,7 @@ def _status(status: str) -> str:
 
 
 def _download(queryset, fmt: str) -> StreamingHttpResponse:
-    chunks, content_type, ext = logexport.export(queryset, fmt)
-    response = StreamingHttpResponse(chunks, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="job-logs-{timezone.now():%Y%m%d-%H%M%S}.{ext}"'
-    return response
+    return logexport.download(queryset, fmt, f"job-logs-{timezone.now():%Y%m%d-%H%M%S}")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -231,8 +228,7 @@ class JobDefinitionAdmin(admin.ModelAdmin):
                 )
                 continue
             try:
-                with transaction.atomic():
-                    run, created = runs.request_run(definition, trigger=Trigger.MANUAL, user=request.user)
+                run, created = runs.request_run(definition, trigger=Trigger.MANUAL, user=request.user)
             except (ParamError, RunError) as exc:
                 self.message_user(request, f"{definition.code}: {exc}", messages.ERROR)
                 continue
@@ -295,17 +291,13 @@ class JobScheduleAdmin(admin.ModelAdmin):
     def next_fire_times(self, obj):
         if obj is None or obj.pk is None:
             return "shown once saved"
-        task = obj.periodic_task
-        after = timezone.now()
-        if task.start_time and task.start_time > after:
-            after = task.start_time - datetime.timedelta(microseconds=1)  # as beat does: never before the start
         try:
-            fires = obj.next_fires(after, count=10)
+            fires = obj.next_fires(count=10)  # never before the periodic task's start time, as beat
+            zone = ZoneInfo(calendar.zone_name(obj.trigger()))
         except ValueError as exc:
             return f"cannot fire: {exc}"
         if not fires:
             return "no further fire times"
-        zone = ZoneInfo(str(task.crontab.timezone)) if task.crontab_id else datetime.UTC
         rows = (
             (
                 f"{fire.astimezone(datetime.UTC):%a %Y-%m-%d %H:%M} UTC",
@@ -320,7 +312,7 @@ class JobScheduleAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         # Beat recomputes its own schedule on a change; next_fire_at is right at once.
         PeriodicTasks.update_changed()
-        firing.refresh_schedules()
+        firing.refresh_schedules(schedules=JobSchedule.objects.filter(pk=obj.pk))
 
 
 class HolidayInline(admin.TabularInline):
@@ -338,7 +330,7 @@ class BusinessCalendarAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         # Holidays move the fire times of every schedule on this calendar.
         PeriodicTasks.update_changed()
-        firing.refresh_schedules()
+        firing.refresh_schedules(schedules=JobSchedule.objects.filter(business_calendar=form.instance))
 
 
 # --- Runs and their logs ----------------------------------------------------------------------
@@ -365,8 +357,7 @@ def _operate(modeladmin, request, queryset, verb: str, service) -> None:
     done, refused = 0, []
     for run in queryset.select_related("job").order_by("pk"):
         try:
-            with transaction.atomic():
-                service(run, user=request.user)
+            service(run, user=request.user)  # each service is one transaction
         except RunError as exc:
             refused.append(f"#{run.pk}: {exc}")
         else:
@@ -446,7 +437,7 @@ class JobRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="processed/created/skipped/failed")
     def counts(self, obj) -> str:
-        return f"{obj.processed}/{obj.created}/{obj.skipped}/{obj.failed}"
+        return "/".join(str(getattr(obj, name)) for name in execution.COUNTERS)
 
     @admin.display(description="log")
     def log_links(self, obj):
@@ -510,6 +501,9 @@ class JobLogAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "export_formats": EXPORT_FORMATS})
 
     def get_urls(self):
         export = self.admin_site.admin_view(self.export_view)

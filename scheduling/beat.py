@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 5.0  # seconds; well inside HEALTH_BEAT_STALE_AFTER
 STANDBY_SLEEP = 2.0
 REFRESH_EVERY = 300.0  # recompute fire times this often even without a change signal (holidays)
-LEASE_NAME = "beat"
 
 
 class Lease:
@@ -39,7 +38,7 @@ class Lease:
     firing when its own copy of the lease runs out, before anybody else can take it.
     """
 
-    def __init__(self, holder: str, ttl: float, name: str = LEASE_NAME) -> None:
+    def __init__(self, holder: str, ttl: float, name: str = BeatLease.BEAT) -> None:
         self.holder, self.ttl, self.name = holder, ttl, name
         self.valid_until = 0.0  # monotonic
         self.leading = False

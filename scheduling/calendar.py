@@ -58,7 +58,7 @@ __all__ = [
     "fire_times_between",
     "local_date",
     "next_fire_times",
-    "previous_fire_time",
+    "zone_name",
 ]
 
 _DAY = timedelta(days=1)
@@ -315,38 +315,6 @@ def fire_times_between(
     return list(islice(takewhile(lambda fire: fire <= until, fire_times(schedule, after, rule)), limit))
 
 
-def previous_fire_time(
-    schedule: Schedule,
-    at: datetime,
-    rule: CalendarRule | None = None,
-    lookback: timedelta = timedelta(days=400),
-) -> datetime | None:
-    """The latest fire at or before ``at`` and after ``at - lookback``, or None.
-
-    Searches backwards in doubling windows from one day, so a frequent cron does not enumerate 400 days
-    of minutes and a monthly one finds its last month end in a handful of passes.
-    """
-    _require_aware(at, "at")
-    _check_rule(schedule, rule)
-    earliest = at - lookback
-    if isinstance(schedule, Every):
-        step = timedelta(seconds=schedule.seconds)
-        anchor = schedule.anchor or _EPOCH
-        fire = anchor + ((at - anchor) // step) * step
-        return fire.astimezone(UTC) if anchor <= fire and fire > earliest else None
-    window = _DAY
-    while True:
-        window = min(window, lookback)
-        latest = None
-        for fire in fire_times(schedule, at - window, rule):
-            if fire > at:
-                break
-            latest = fire
-        if latest is not None or window >= lookback:
-            return latest
-        window *= 2
-
-
 def zone_name(schedule: Schedule) -> str:
     """The timezone a schedule's fires are read in: the cron's, UTC for Every and Once."""
     return schedule.timezone if isinstance(schedule, Cron) else "UTC"
@@ -355,7 +323,7 @@ def zone_name(schedule: Schedule) -> str:
 def local_date(instant: datetime, schedule: Schedule) -> date:
     """The business date of a fire: its date in the cron's timezone, in UTC for Every and Once."""
     _require_aware(instant, "instant")
-    return instant.astimezone(schedule._tz if isinstance(schedule, Cron) else UTC).date()
+    return instant.astimezone(ZoneInfo(zone_name(schedule))).date()
 
 
 def _check_rule(schedule: Schedule, rule: CalendarRule | None) -> None:

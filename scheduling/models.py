@@ -53,6 +53,8 @@ class BeatHeartbeat(models.Model):
 class BeatLease(models.Model):
     """Which beat process fires job schedules. The holder renews it; others wait for it to lapse."""
 
+    BEAT = "beat"  # the one lease beat processes compete for
+
     name = models.CharField(max_length=50, unique=True)
     holder = models.CharField(max_length=255)
     acquired_at = models.DateTimeField()
@@ -60,6 +62,11 @@ class BeatLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.holder} until {self.expires_at:%H:%M:%S}"
+
+    @classmethod
+    def live(cls, now: datetime.datetime | None = None) -> BeatLease | None:
+        """The beat lease if some beat holds it now, else None."""
+        return cls.objects.filter(name=cls.BEAT, expires_at__gt=now or timezone.now()).first()
 
 
 class JobDefinitionQuerySet(models.QuerySet):

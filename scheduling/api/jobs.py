@@ -6,8 +6,7 @@ from __future__ import annotations
 import datetime
 from types import SimpleNamespace
 
-from django.db.models import Q
-from django.http import StreamingHttpResponse
+from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,7 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_body
+from config.api import Conflict
+from scheduling import slots
 from scheduling.choices import RunStatus, Trigger
 from scheduling.models import JobAlert, JobDefinition, JobLog, JobRun, JobSchedule
 from scheduling.registry import ParamError
@@ -194,9 +194,7 @@ class JobList(generics.ListAPIView):
     permission_classes = [StaffOnly]
     serializer_class = JobSerializer
     cursor_ordering = ("code",)
-    queryset = JobDefinition.objects.prefetch_related(
-        "schedules__periodic_task__crontab", "schedules__periodic_task__interval", "schedules__periodic_task__clocked"
-    )
+    queryset = JobDefinition.objects.prefetch_related(Prefetch("schedules", JobSchedule.objects.with_timing()))
 
 
 class JobDetail(generics.RetrieveAPIView):
@@ -212,9 +210,7 @@ class ScheduleList(generics.ListAPIView):
     permission_classes = [StaffOnly]
     serializer_class = ScheduleSerializer
     cursor_ordering = ("pk",)
-    queryset = JobSchedule.objects.select_related(
-        "job", "periodic_task__crontab", "periodic_task__interval", "periodic_task__clocked", "business_calendar"
-    ).prefetch_related("business_calendar__holidays")
+    queryset = JobSchedule.objects.with_timing()
 
 
 class ScheduleDetail(generics.RetrieveAPIView):
@@ -240,14 +236,13 @@ class JobsHealth(APIView):
 
     def get(self, request: Request) -> Response:
         rows = monitoring.job_health()
-        worst = max((row["health"] for row in rows), key=["good", "warning", "critical"].index, default="good")
-        return Response({"health": worst, "jobs": rows})
+        return Response({"health": monitoring.overall_health(rows), "jobs": rows})
 
 
 # --- Runs ------------------------------------------------------------------------------------------
 
 
-class RunList(generics.ListCreateAPIView):
+class RunList(generics.ListAPIView):
     """Runs, newest first, filtered by job, status, trigger, company, key and creation date.
     POST asks for a run: 202 with its id (an existing run of the same slot is returned)."""
 
@@ -257,8 +252,6 @@ class RunList(generics.ListCreateAPIView):
 
     def get_queryset(self):
         queryset = JobRun.objects.select_related("job", "triggered_by")
-        if self.request.method != "GET":
-            return queryset
         filters = RunFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data
@@ -271,9 +264,9 @@ class RunList(generics.ListCreateAPIView):
             if name in wanted:
                 conditions &= Q(**{name: wanted[name]})
         if "created_from" in wanted:
-            conditions &= Q(created_at__gte=_day_start(wanted["created_from"]))
+            conditions &= Q(created_at__gte=slots.start_of_day(wanted["created_from"], "UTC"))
         if "created_to" in wanted:
-            conditions &= Q(created_at__lt=_day_start(wanted["created_to"] + datetime.timedelta(days=1)))
+            conditions &= Q(created_at__lt=slots.start_of_day(wanted["created_to"] + datetime.timedelta(days=1), "UTC"))
         return queryset.filter(conditions)
 
     @extend_schema(request=RunRequestSerializer, responses={202: RunSerializer})
@@ -304,10 +297,6 @@ class RunList(generics.ListCreateAPIView):
         )
 
 
-def _day_start(day: datetime.date) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time(0), tzinfo=datetime.UTC)
-
-
 class RunDetail(generics.RetrieveAPIView):
     permission_classes = [StaffOnly]
     serializer_class = RunSerializer
@@ -331,14 +320,14 @@ class RunLogs(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("format", str, enum=["csv", "json", "txt"]),
-            OpenApiParameter("level", str, enum=["debug", "info", "warning", "error"]),
+            OpenApiParameter("format", str, enum=list(logexport.FORMATS)),
+            OpenApiParameter("level", str, enum=list(execution.LEVELS)),
             OpenApiParameter("after", int, description="log id to continue after"),
         ]
     )
     def get(self, request: Request, pk: int):
-        run = get_object_or_404(JobRun, pk=pk)
-        lines = JobLog.objects.filter(run=run).select_related("run__job").order_by("pk")
+        run = get_object_or_404(JobRun.objects.select_related("job"), pk=pk)
+        lines = JobLog.objects.filter(run=run).order_by("pk")
         level = request.query_params.get("level")
         if level:
             if level not in execution.LEVELS:
@@ -346,14 +335,11 @@ class RunLogs(APIView):
             lines = lines.filter(level__gte=execution.LEVELS[level])
         fmt = request.query_params.get("format")
         if fmt:
+            filename = f"{run.job.code}-{run.run_key}-run{run.pk}".replace(":", "")
             try:
-                content, content_type, extension = logexport.export(lines, fmt)
+                return logexport.download(lines, fmt, filename)
             except ValueError as exc:
                 raise serializers.ValidationError({"format": [str(exc)]}) from exc
-            response = StreamingHttpResponse(content, content_type=content_type)
-            filename = f"{run.job.code}-{run.run_key}-run{run.pk}.{extension}".replace(":", "")
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
-            return response
         after = request.query_params.get("after", "0")
         if not after.isdigit():
             raise serializers.ValidationError({"after": ["a log id"]})
@@ -392,8 +378,9 @@ class RunAction(APIView):
         try:
             run = operation(run, user=request.user)
         except runs.RunError as exc:
-            return Response(error_body(409, "conflict", str(exc)), status=status.HTTP_409_CONFLICT)
-        return Response(RunSerializer(run).data)
+            raise Conflict(str(exc)) from exc
+        # the services reload the run; read it back with what the serializer shows, in one query
+        return Response(RunSerializer(JobRun.objects.select_related("job", "triggered_by").get(pk=run.pk)).data)
 
 
 # --- Alerts ------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ LOG_FLUSH_SECONDS = 2.0
 CHECKPOINT_SECONDS = 2.0  # how often a running job looks for a cancellation
 OVERLAP_REQUEUE_SECONDS = 15
 COUNTERS = ("processed", "created", "skipped", "failed")
-LEVELS = {"debug": Level.DEBUG, "info": Level.INFO, "warning": Level.WARNING, "error": Level.ERROR}
+LEVELS = {level.name.lower(): level for level in Level}  # "debug" … "error", as callers name them
 
 
 @dataclass(frozen=True)

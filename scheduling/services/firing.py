@@ -40,13 +40,14 @@ def first_fire(schedule: JobSchedule, after: datetime.datetime) -> datetime.date
     return fires[0] if fires else None
 
 
-def refresh_schedules(now: datetime.datetime | None = None) -> int:
+def refresh_schedules(now: datetime.datetime | None = None, schedules=None) -> int:
     """Recompute ``next_fire_at`` of every schedule whose timing changed (an admin edit, a
     new holiday, re-enabling). Edited schedules start from now: old slots of a timing that
     did not exist then are not "missed"."""
     now = now or timezone.now()
     changed = []
-    for schedule in JobSchedule.objects.with_timing().iterator(chunk_size=2000):
+    schedules = JobSchedule.objects.all() if schedules is None else schedules
+    for schedule in schedules.with_timing().iterator(chunk_size=2000):
         fingerprint = schedule.current_fingerprint()
         if fingerprint == schedule.fingerprint:
             continue

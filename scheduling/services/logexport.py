@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
 
 from scheduling.choices import Level
 from scheduling.models import JobLog
@@ -50,6 +51,14 @@ def export(queryset: QuerySet[JobLog], fmt: str) -> Export:
     rows = queryset.select_related("run__job").iterator(chunk_size=CHUNK_SIZE)
     writer = {"csv": _csv, "json": _json, "txt": _txt}[fmt]
     return Export(writer(rows), FORMATS[fmt], fmt)
+
+
+def download(queryset: QuerySet[JobLog], fmt: str, filename: str) -> StreamingHttpResponse:
+    """``export`` as a streamed attachment named ``filename.<ext>``; ValueError for a bad format."""
+    chunks, content_type, extension = export(queryset, fmt)
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{extension}"'
+    return response
 
 
 def row(log: JobLog) -> dict:

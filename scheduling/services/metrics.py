@@ -6,10 +6,10 @@ import logging
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count, Max, OuterRef, Subquery
 from django.utils import timezone
 
-from scheduling.choices import RunStatus
+from scheduling.choices import RunStatus, Severity
 from scheduling.models import BeatLease, JobAlert, JobDefinition, JobPerformance, JobRun
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def queue_depths() -> dict[str, int | None]:
 def render() -> str:
     now = timezone.now()
     codes = dict(JobDefinition.objects.values_list("pk", "code"))
-    by_status = JobRun.objects.values("job_id", "status").annotate(n=Count("pk")).order_by()
+    by_status = list(JobRun.objects.values("job_id", "status").annotate(n=Count("pk")).order_by())
     lines = _family(
         "job_runs",
         "gauge",
@@ -68,11 +68,9 @@ def render() -> str:
         "When each job last succeeded (Unix time).",
         (({"job": codes[row["job_id"]]}, row["at"].timestamp()) for row in last_success if row["at"]),
     )
-    latest: dict[int, JobPerformance] = {}
-    for row in JobPerformance.objects.order_by("job_id", "-computed_at"):
-        latest.setdefault(row.job_id, row)
+    newest = JobPerformance.objects.filter(job=OuterRef("job")).order_by("-computed_at", "-pk").values("pk")[:1]
     samples = []
-    for row in latest.values():
+    for row in JobPerformance.objects.filter(pk=Subquery(newest)):  # each job's latest window only
         for quantile, value in (("0.5", row.p50), ("0.95", row.p95), ("0.99", row.p99)):
             if value is not None:
                 samples.append(({"job": codes[row.job_id], "quantile": quantile}, value))
@@ -82,12 +80,11 @@ def render() -> str:
         "Duration percentiles of succeeded runs over the last SYS_PERFORMANCE_STATS window.",
         samples,
     )
-    running = JobRun.objects.filter(status=RunStatus.RUNNING).values("job_id").annotate(n=Count("pk")).order_by()
     lines += _family(
         "job_running",
         "gauge",
         "Runs executing now.",
-        (({"job": codes[row["job_id"]]}, row["n"]) for row in running),
+        (({"job": codes[row["job_id"]]}, row["n"]) for row in by_status if row["status"] == RunStatus.RUNNING),
     )
     lines += _family(
         "queue_depth",
@@ -101,9 +98,8 @@ def render() -> str:
         "open_alerts",
         "gauge",
         "Alerts nobody has acknowledged or resolved, by severity.",
-        (({"severity": severity}, counts.get(severity, 0)) for severity in ("info", "warning", "critical")),
+        (({"severity": severity}, counts.get(severity, 0)) for severity in Severity.values),
     )
-    lease = BeatLease.objects.filter(name="beat").first()
-    leading = 1 if lease and lease.expires_at > now else 0
+    leading = 1 if BeatLease.live(now) else 0
     lines += _family("beat_leader", "gauge", "1 when a beat holds a live lease.", [({}, leading)])
     return "\n".join(lines) + "\n"

@@ -186,6 +186,14 @@ def job_health(now: datetime.datetime | None = None) -> list[dict]:
     return rows
 
 
+HEALTH_ORDER = ("good", "warning", "critical")
+
+
+def overall_health(rows: list[dict]) -> str:
+    """The worst verdict among the jobs: what a monitor pages on."""
+    return max((row["health"] for row in rows), key=HEALTH_ORDER.index, default="good")
+
+
 def _run_summary(run: JobRun | None) -> dict | None:
     if run is None:
         return None
@@ -204,7 +212,7 @@ def jobs_status(now: datetime.datetime | None = None) -> dict:
     now = now or timezone.now()
     by_status = dict(JobRun.objects.active().values("status").annotate(n=Count("pk")).values_list("status", "n"))
     running = JobRun.objects.filter(status=RunStatus.RUNNING).select_related("job").order_by("started_at")[:50]
-    lease = BeatLease.objects.filter(name="beat").first()
+    lease = BeatLease.live(now)
     day = now - datetime.timedelta(days=1)
     finished = dict(
         JobRun.objects.filter(finished_at__gte=day).values("status").annotate(n=Count("pk")).values_list("status", "n")
@@ -227,7 +235,7 @@ def jobs_status(now: datetime.datetime | None = None) -> dict:
         "open_alerts": JobAlert.objects.open().count(),
         "beat_leader": (
             {"holder": lease.holder, "since": lease.acquired_at, "lease_expires_at": lease.expires_at}
-            if lease and lease.expires_at > now
+            if lease
             else None
         ),
     }

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from scheduling import slots
 from scheduling.choices import FINISHED, Level, Offset, RunStatus, Scope, Trigger
-from scheduling.models import JobChunk, JobDefinition, JobLog, JobRun
+from scheduling.models import ChunkStatus, JobChunk, JobDefinition, JobLog, JobRun
 from scheduling.registry import ParamError
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def log(run: JobRun | int, message: str, level: int = Level.INFO, **data) -> Non
 # --- Creating runs -------------------------------------------------------------------
 
 
+@transaction.atomic
 def request_run(
     definition: JobDefinition,
     *,
@@ -250,6 +251,7 @@ def release_dependents(run: JobRun) -> None:
 # --- Operator actions -------------------------------------------------------------------
 
 
+@transaction.atomic
 def cancel(run: JobRun, user=None) -> JobRun:
     """Cancel a run that has not finished. A running one stops at its next log or progress
     call (and an atomic job's writes are rolled back); its chunks stop before they start."""
@@ -314,7 +316,7 @@ def rerun(run: JobRun, user=None) -> JobRun:
         if not JobRun.objects.filter(pk=run.pk, status=run.status).update(**changes):
             raise RunError("the run changed meanwhile; reload and try again")
         if resume:
-            JobChunk.objects.filter(run=run, status="failed").update(status="pending", error="")
+            JobChunk.objects.filter(run=run, status=ChunkStatus.FAILED).update(status=ChunkStatus.PENDING, error="")
         else:
             JobChunk.objects.filter(run=run).delete()
         cache.delete(cancel_key(run.pk))

@@ -20,7 +20,6 @@ from scheduling.calendar import (
     fire_times_between,
     local_date,
     next_fire_times,
-    previous_fire_time,
 )
 
 LONDON = ZoneInfo("Europe/London")
@@ -439,27 +438,7 @@ def test_once_fires_only_if_strictly_after():
     assert next_fire_times(once, utc(2026, 7, 1, 9)) == []
 
 
-# previous_fire_time and fire_times_between
-
-
-def test_previous_fire_time_finds_the_latest_fire_at_or_before():
-    cron = Cron(minute="0", hour="22", timezone="Europe/London")
-    month_end = CalendarRule(RuleKind.LAST_DAY_OF_MONTH)
-
-    assert previous_fire_time(cron, utc(2026, 6, 15), rule=month_end) == utc(2026, 5, 31, 21)
-    assert previous_fire_time(cron, utc(2026, 5, 31, 21), rule=month_end) == utc(2026, 5, 31, 21)
-    assert previous_fire_time(Cron(), utc(2026, 6, 15, 8, 30, 10)) == utc(2026, 6, 15, 8, 30)
-    assert previous_fire_time(Every(900), utc(2026, 6, 15, 8, 40)) == utc(2026, 6, 15, 8, 30)
-    assert previous_fire_time(Once(at=utc(2026, 6, 1)), utc(2026, 6, 15)) == utc(2026, 6, 1)
-
-
-def test_previous_fire_time_is_none_beyond_the_lookback():
-    year_end = CalendarRule(RuleKind.YEAR_END)
-    cron = Cron(minute="0", hour="18")
-
-    assert previous_fire_time(cron, utc(2026, 6, 15), rule=year_end, lookback=timedelta(days=100)) is None
-    assert previous_fire_time(cron, utc(2026, 6, 15), rule=year_end) == utc(2025, 12, 31, 18)
-    assert previous_fire_time(Once(at=utc(2026, 7, 1)), utc(2026, 6, 15)) is None
+# fire_times_between
 
 
 def test_fire_times_between_is_after_exclusive_until_inclusive_and_limited():

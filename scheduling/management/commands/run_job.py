@@ -7,7 +7,7 @@ from django.db import DatabaseError
 from rest_framework.utils.encoders import JSONEncoder
 
 from scheduling.choices import FINISHED, RunStatus, Trigger
-from scheduling.models import JobDefinition, JobRun
+from scheduling.models import ChunkStatus, JobDefinition, JobRun
 from scheduling.registry import ParamError
 from scheduling.services import execution, runs
 
@@ -106,7 +106,7 @@ class Command(BaseCommand):
             if run.status in (RunStatus.QUEUED, RunStatus.RETRYING):
                 execution.execute_run(run.pk, task_id=f"inline-{run.pk}-{time.time_ns()}", worker="inline")
                 continue
-            pending = list(run.chunks.filter(status="pending").values_list("index", flat=True))
+            pending = list(run.chunks.filter(status=ChunkStatus.PENDING).values_list("index", flat=True))
             if run.status != RunStatus.RUNNING or not pending:
                 return run
             for index in pending:

@@ -10,8 +10,6 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        report = sync_jobs()
-        for line in report.lines():
+        lines = sync_jobs().lines()
+        for line in lines or ["job definitions are up to date"]:
             self.stdout.write(line)
-        if not report.lines():
-            self.stdout.write("job definitions are up to date")
