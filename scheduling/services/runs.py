@@ -58,7 +58,6 @@ def log(run: JobRun | int, message: str, level: int = Level.INFO, **data) -> Non
 # --- Creating runs -------------------------------------------------------------------
 
 
-@transaction.atomic
 def request_run(
     definition: JobDefinition,
     *,
@@ -87,28 +86,26 @@ def request_run(
     slot = slots.slot_for(definition.key_by, instant, tz)
     # The run keeps the parameters asked for; the worker records the effective ones (with defaults).
     given = spec.params.dump({name: cleaned[name] for name in params or {}})
-    run, created = _create(definition, slot, tz, company, given, trigger=trigger, triggered_by=user)
-    if created:
-        advance(run)  # who asked, how and with what is on the run itself: trigger, triggered_by, params
-    return run, created
-
-
-def _create(definition, slot, tz, company, params, **fields) -> tuple[JobRun, bool]:
     lookup = {"job": definition, "run_key": slot.key, "company": company}
     try:
+        # The run and its first move (queued, waiting or blocked) commit together: no run is
+        # left pending with nobody to move it. Called outside a transaction, this is one
+        # transaction without a savepoint.
         with transaction.atomic():
             run = JobRun.objects.create(
                 **lookup,
                 business_date=slot.business_date,
                 slot_at=slot.at,
                 time_zone=str(tz),
-                params=params,
-                **fields,
+                params=given,
+                trigger=trigger,
+                triggered_by=user,
             )
-        return run, True
+            advance(run)  # who asked, how and with what is on the run itself: trigger, triggered_by, params
     except IntegrityError:
         # The slot's run exists: somebody else (a second beat, a double click) got there first.
         return JobRun.objects.get(**lookup), False
+    return run, True
 
 
 def create_scheduled_runs(rows: Iterable[JobRun]) -> list[tuple[int, int]]:
