@@ -132,6 +132,18 @@ VARIABLES: dict[str, Variable] = {
             "",
             "Bearer token Prometheus sends to GET /metrics; unset means only staff sessions and tokens may read it.",
         ),
+        # Ledger
+        Variable(
+            "LEDGER_STALE_DRAFT_DAYS",
+            "3",
+            "Days after which the daily GL close treats a draft journal entry as stale.",
+        ),
+        Variable(
+            "LEDGER_STALE_DRAFT_ACTION",
+            "flag",
+            "What the daily GL close does with stale drafts: flag (mark them for review) or post (post the valid ones, "
+            "flag the rest).",
+        ),
         # Email
         Variable(
             "EMAIL_URL",

@@ -304,6 +304,13 @@ METRICS_TOKEN = env.text("METRICS_TOKEN", "")
 JOB_MODULES: list[str] = []  # modules declaring jobs besides each app's jobs.py
 JOB_ALERT_DELIVERY = "scheduling.services.alerts.email_staff"  # the notifications app replaces this
 
+# --- Ledger ---------------------------------------------------------------------------
+
+LEDGER_STALE_DRAFT_DAYS = env.integer("LEDGER_STALE_DRAFT_DAYS", 3, minimum=0)
+LEDGER_STALE_DRAFT_ACTION = env.text("LEDGER_STALE_DRAFT_ACTION", "flag")
+if LEDGER_STALE_DRAFT_ACTION not in ("flag", "post"):
+    raise ImproperlyConfigured("LEDGER_STALE_DRAFT_ACTION must be flag or post.")
+
 # --- Email ----------------------------------------------------------------------------
 
 _email = env.email("EMAIL_URL", "consolemail://")
