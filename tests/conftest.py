@@ -53,3 +53,13 @@ def api():
 
     client.as_user = as_user
     return client
+
+
+@pytest.fixture
+def chart(company):
+    """The company's default chart of accounts, by code: ``chart["1100"]`` is the bank."""
+    from ledger.models import Account
+    from ledger.services.chart import load_default_chart
+
+    load_default_chart(company)
+    return {account.code: account for account in Account.objects.filter(company=company)}

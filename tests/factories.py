@@ -4,7 +4,7 @@ import factory
 import factory.random
 from django.contrib.auth import get_user_model
 
-from ledger.models import Company, Membership
+from ledger.models import Account, AccountType, Company, Membership
 
 factory.random.reseed_random(20261121)
 
@@ -35,3 +35,13 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 
     user = factory.SubFactory(UserFactory)
     company = factory.SubFactory(CompanyFactory)
+
+
+class AccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Account
+
+    company = factory.SubFactory(CompanyFactory)
+    code = factory.Sequence(lambda n: f"9{n:03d}")
+    name = factory.Sequence(lambda n: f"Account {n}")
+    type = AccountType.ASSET
