@@ -98,7 +98,7 @@ def close_day(
             "debit": debit,
             "credit": credit,
             "balanced": not result.unbalanced and debit == credit,
-            "stale_drafts": len(result.flagged),
+            "stale_drafts": stale.count(),  # still drafts after this close: the ones to look at
             "recorded_at": timezone.now(),
         },
     )
