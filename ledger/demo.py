@@ -1,10 +1,12 @@
-"""Demo data for the ledger: one company to find in the admin and the API."""
+"""Demo data for the ledger: one company with the default chart of accounts, to find in
+the admin and the API."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from ledger.models import Company
+from ledger.services.chart import load_default_chart
 
 DEMO_COMPANY = {
     "name": "Demo Trading Ltd",
@@ -18,3 +20,5 @@ DEMO_COMPANY = {
 def load() -> Iterator[str]:
     company, created = Company.objects.get_or_create(slug="demo", defaults=DEMO_COMPANY)
     yield f"company {company.slug!r} {'created' if created else 'already there'}"
+    loaded = load_default_chart(company)
+    yield f"chart of accounts for {company.slug!r}: {loaded.created} accounts created, {loaded.existing} already there"

@@ -90,7 +90,9 @@ def test_demo_data_loads_once(capsys):
     assert Company.objects.filter(slug="demo").count() == 1
     assert capsys.readouterr().out.splitlines() == [
         "ledger: company 'demo' created",
+        "ledger: chart of accounts for 'demo': 31 accounts created, 0 already there",
         "ledger: company 'demo' already there",
+        "ledger: chart of accounts for 'demo': 0 accounts created, 31 already there",
     ]
 
 

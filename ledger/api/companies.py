@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 from timezone_field.rest_framework import TimeZoneSerializerField
 
@@ -89,9 +87,3 @@ class MeView(APIView):
         companies = Company.objects.for_user(user).order_by("slug")
         data = {"username": user.username, "email": user.email, "is_staff": user.is_staff, "companies": companies}
         return Response(MeSerializer(data).data)
-
-
-router = SimpleRouter(trailing_slash=False, use_regex_path=False)
-router.register("companies", CompanyViewSet, basename="company")
-
-urlpatterns = [path("me", MeView.as_view(), name="me"), *router.urls]
