@@ -42,6 +42,66 @@ def first_schedule(company):
     return JobSchedule.objects.order_by("pk").first().pk
 
 
+def ledger_account(company):
+    from ledger.models import Account
+
+    account, _ = Account.objects.get_or_create(company=company, code="1100", defaults={"name": "Bank", "type": "asset"})
+    return account.pk
+
+
+def ledger_period(company):
+    import datetime
+
+    from ledger.services import periods
+
+    return periods.open_year(company, datetime.date(2026, 11, 21)).periods.order_by("start_date").first().pk
+
+
+def ledger_fiscal_year(company):
+    import datetime
+
+    from ledger.services import periods
+
+    return periods.open_year(company, datetime.date(2026, 11, 21)).pk
+
+
+def ledger_draft(company):
+    import datetime
+
+    from ledger.models import Account
+    from ledger.services import posting
+
+    sales, _ = Account.objects.get_or_create(company=company, code="4100", defaults={"name": "Sales", "type": "income"})
+    lines = [posting.Line(ledger_account(company), debit="10.00"), posting.Line(sales, credit="10.00")]
+    return posting.create_draft(company, posting.Entry(datetime.date(2026, 11, 21), lines)).pk
+
+
+def ledger_budget(company):
+    from ledger.models import Budget
+
+    return Budget.objects.create(
+        company=company, account_id=ledger_account(company), period_id=ledger_period(company), amount=100
+    ).pk
+
+
+def ledger_snapshot(company):
+    import datetime
+
+    from ledger.services import reports
+
+    return reports.snapshot_trial_balance(company, datetime.date(2026, 11, 1), datetime.date(2026, 11, 30)).pk
+
+
+def ledger_reconciliation(company):
+    import datetime
+
+    from ledger.models import Account
+    from ledger.subledgers import reconcile_account
+
+    account = Account.objects.create(company=company, code="1200", name="Receivables", type="asset", role="receivables")
+    return reconcile_account(account, datetime.date(2026, 11, 30)).pk
+
+
 # route → how to name an object that belongs to the owner's company. The system routes are
 # staff-only; their objects are the platform's, reached here through a company's run.
 OWNED_OBJECT = {
@@ -54,6 +114,17 @@ OWNED_OBJECT = {
     "api/v1/system/runs/<pk>/rerun": company_run,
     "api/v1/system/runs/<pk>/release": company_run,
     "api/v1/system/alerts/<pk>/acknowledge": alert_on_company_run,
+    "api/v1/ledger/accounts/<pk>": ledger_account,
+    "api/v1/ledger/fiscal-years/<pk>": ledger_fiscal_year,
+    "api/v1/ledger/periods/<pk>": ledger_period,
+    "api/v1/ledger/periods/<pk>/close": ledger_period,
+    "api/v1/ledger/periods/<pk>/reopen": ledger_period,
+    "api/v1/ledger/journal-entries/<pk>": ledger_draft,
+    "api/v1/ledger/journal-entries/<pk>/post": ledger_draft,
+    "api/v1/ledger/journal-entries/<pk>/reverse": ledger_draft,
+    "api/v1/ledger/budgets/<pk>": ledger_budget,
+    "api/v1/ledger/trial-balance-snapshots/<pk>": ledger_snapshot,
+    "api/v1/ledger/reconciliations/<pk>": ledger_reconciliation,
 }
 
 
@@ -97,7 +168,7 @@ def test_another_companys_caller_cannot_reach_the_object(api, company, outsider,
     path = concrete(route, OWNED_OBJECT[route](company))
 
     client = api.as_user(outsider)
-    for method in ("get", "patch", "put", "delete"):
+    for method in ("get", "post", "patch", "put", "delete"):
         response = getattr(client, method)(path, {}, format="json")
         assert response.status_code in (403, 404, 405), f"{method.upper()} {path}: {response.status_code}"
 
