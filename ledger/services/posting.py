@@ -109,7 +109,7 @@ def create_draft(company: Company, entry: Entry, *, user=None) -> JournalEntry:
         prepared = _prepare(company, [entry], complete=False)[0]
         _check_periods([prepared], allow_closed=False)
         draft = _entry_row(company, prepared, status=EntryStatus.DRAFT, user=user, now=timezone.now())
-        draft.save()
+        _save_keyed(draft, entry)
         JournalLine.objects.bulk_create(_line_rows(company, draft, prepared, posted=False))
     return draft
 
@@ -125,11 +125,7 @@ def update_draft(draft: JournalEntry, entry: Entry, *, user=None) -> JournalEntr
         for name in ("date", "reference", "memo", "source", "source_id"):
             setattr(draft, name, getattr(entry, name))
         draft.period = prepared.period
-        try:
-            with transaction.atomic():
-                draft.save()
-        except IntegrityError as exc:
-            raise PostingError({"source_id": [f"{entry.source} {entry.source_id!r} is already used."]}) from exc
+        _save_keyed(draft, entry)
         draft.lines.all().delete()
         JournalLine.objects.bulk_create(_line_rows(draft.company, draft, prepared, posted=False))
     return draft
@@ -186,6 +182,8 @@ def reverse(entry: JournalEntry, *, date: datetime.date | None = None, user=None
         )
         batch = _post(entry.company, [mirror], user=user, reverses=entry)
         reversal = JournalEntry.objects.get(pk=(batch.created or batch.existing)[0])
+        if reversal.reverses_id != entry.pk:
+            raise PostingError({"source_id": [f"{mirror.source} {mirror.source_id!r} is held by JE{reversal.pk}."]})
         entry.status = EntryStatus.REVERSED
         entry.save(update_fields=["status"])
     return Posted(reversal, created=bool(batch.created))
@@ -194,6 +192,14 @@ def reverse(entry: JournalEntry, *, date: datetime.date | None = None, user=None
 def post_closing(company: Company, entry: Entry) -> Batch:
     """The year-end closing entry: the only posting a closed (not locked) period accepts."""
     return _post(company, [entry], closing=True)
+
+
+def _save_keyed(draft: JournalEntry, entry: Entry) -> None:
+    try:
+        with transaction.atomic():
+            draft.save()
+    except IntegrityError as exc:
+        raise PostingError({"source_id": [f"{entry.source} {entry.source_id!r} is already used."]}) from exc
 
 
 def draft_as_entry(draft: JournalEntry) -> Entry:
@@ -309,13 +315,23 @@ def _line_rows(company: Company, entry: JournalEntry, p: _Prepared, *, posted: b
 
 
 def _existing(company: Company, prepared: list[_Prepared]) -> dict[tuple[str, str], int]:
+    """Entries already posted under the batch's source ids. A draft holding one refuses
+    the posting: returning it as "already posted" would report a draft as in the books."""
     keys = {p.entry.key for p in prepared if p.entry.key is not None}
     if not keys:
         return {}
     rows = JournalEntry.objects.filter(
         company=company, source__in={k[0] for k in keys}, source_id__in={k[1] for k in keys}
-    ).values_list("source", "source_id", "pk")
-    return {(source, source_id): pk for source, source_id, pk in rows if (source, source_id) in keys}
+    ).values_list("source", "source_id", "pk", "status")
+    found = {(source, source_id): (pk, status) for source, source_id, pk, status in rows if (source, source_id) in keys}
+    drafts = [
+        f"{key[0]} {key[1]!r} is held by draft JE{pk}; post or delete that draft."
+        for key, (pk, status) in sorted(found.items())
+        if status == EntryStatus.DRAFT
+    ]
+    if drafts:
+        raise PostingError({"source_id": drafts})
+    return {key: pk for key, (pk, _status) in found.items()}
 
 
 def _locked(entry: JournalEntry) -> JournalEntry:
