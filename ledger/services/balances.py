@@ -39,12 +39,13 @@ def balances_as_of(company: Company, as_of: datetime.date, accounts: Iterable[in
     result: dict[int, Decimal] = dict(stored.values_list("account", "closing"))
     for account_id, total in lines.values("account").annotate(total=Sum("amount")).values_list("account", "total"):
         result[account_id] = result.get(account_id, ZERO) + total
-    return result
+    step = _step(company)
+    return {account_id: value.quantize(step) for account_id, value in result.items()}
 
 
 def balance(account: Account, as_of: datetime.date) -> Decimal:
     """One account's debit-positive balance at the end of ``as_of``."""
-    return balances_as_of(account.company, as_of, [account.pk]).get(account.pk, ZERO)
+    return balances_as_of(account.company, as_of, [account.pk]).get(account.pk, ZERO.quantize(_step(account.company)))
 
 
 def line_movements(
@@ -54,7 +55,7 @@ def line_movements(
     lines = JournalLine.objects.filter(company=company, posted=True, date__gte=date_from, date__lte=date_to)
     if extra is not None:
         lines = lines.filter(extra)
-    return _split(lines)
+    return _split(lines, _step(company))
 
 
 def movements(company: Company, date_from: datetime.date, date_to: datetime.date) -> dict[int, tuple[Decimal, Decimal]]:
@@ -76,9 +77,10 @@ def movements(company: Company, date_from: datetime.date, date_to: datetime.date
         .annotate(debit=Sum("debit"), credit=Sum("credit"))
         .values_list("account", "debit", "credit")
     )
+    step = _step(company)
     for account_id, debit, credit in stored:
         d, c = result.get(account_id, (ZERO, ZERO))
-        result[account_id] = (d + debit, c + credit)
+        result[account_id] = ((d + debit).quantize(step), (c + credit).quantize(step))
     return result
 
 
@@ -122,8 +124,9 @@ class TrialBalance:
 
     @property
     def totals(self) -> dict[str, Decimal]:
+        zero = ZERO.quantize(_step(self.company))
         return {
-            name: sum((getattr(row, name) for row in self.rows), ZERO)
+            name: sum((getattr(row, name) for row in self.rows), zero)
             for name in ("opening", "debit", "credit", "closing")
         }
 
@@ -153,19 +156,29 @@ def trial_balance(company: Company, date_from: datetime.date, date_to: datetime.
     moved = movements(company, date_from, date_to)
     ids = set(opening) | set(moved)
     accounts = Account.objects.filter(pk__in=ids).order_by("code").values_list("pk", "code", "name", "type")
+    zero = ZERO.quantize(_step(company))
     rows = []
     for pk, code, name, kind in accounts:
-        start = opening.get(pk, ZERO)
-        debit, credit = moved.get(pk, (ZERO, ZERO))
+        start = opening.get(pk, zero)
+        debit, credit = moved.get(pk, (zero, zero))
         if start or debit or credit:
             rows.append(Row(pk, code, name, kind, start, debit, credit, start + debit - credit))
     return TrialBalance(company, date_from, date_to, rows)
 
 
-def _split(lines) -> dict[int, tuple[Decimal, Decimal]]:
+def _split(lines, step: Decimal) -> dict[int, tuple[Decimal, Decimal]]:
     rows = (
         lines.values("account")
         .annotate(debit=Sum("amount", filter=Q(amount__gt=0)), credit=Sum("amount", filter=Q(amount__lt=0)))
         .values_list("account", "debit", "credit")
     )
-    return {account_id: (debit or ZERO, -(credit or ZERO)) for account_id, debit, credit in rows}
+    return {
+        account_id: ((debit or ZERO).quantize(step), (-(credit or ZERO)).quantize(step))
+        for account_id, debit, credit in rows
+    }
+
+
+def _step(company: Company) -> Decimal:
+    """Amounts come back in the company currency's minor units on every database
+    (PostgreSQL's numeric keeps the column's three places, SQLite none)."""
+    return Decimal(1).scaleb(-company.minor_units)
