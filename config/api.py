@@ -10,12 +10,14 @@ Every error a client sees has the same body::
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, pagination
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -102,3 +104,10 @@ class CursorPagination(pagination.CursorPagination):
         if ordering:
             return (ordering,) if isinstance(ordering, str) else tuple(ordering)
         return super().get_ordering(request, queryset, view)
+
+
+class FileFormatNegotiation(DefaultContentNegotiation):
+    """DRF reads ``?format=`` as a renderer's name and answers 404 for csv, txt or xlsx;
+    where it names the file to export, the renderer goes by the Accept header alone."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # the one api_settings entry negotiation reads

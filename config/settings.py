@@ -207,6 +207,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two fields named alike would otherwise get generated enum names.
+    "ENUM_NAME_OVERRIDES": {
+        "CurrencyEnum": "ledger.currencies.CHOICES",
+        "PeriodStatusEnum": "ledger.models.periods.PeriodStatus",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------

@@ -4,19 +4,18 @@ platform, not to one company (a domain app offers its own company-scoped run end
 from __future__ import annotations
 
 import datetime
-from types import SimpleNamespace
 
 from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, serializers, status
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import Conflict
+from config.api import Conflict, FileFormatNegotiation
 from scheduling import slots
 from scheduling.choices import RunStatus, Trigger
 from scheduling.models import JobAlert, JobDefinition, JobLog, JobRun, JobSchedule
@@ -219,6 +218,7 @@ class ScheduleDetail(generics.RetrieveAPIView):
     queryset = ScheduleList.queryset
 
 
+@extend_schema(responses=OpenApiTypes.OBJECT)
 class JobsStatus(APIView):
     """What the job layer is doing now: active runs by status, running runs, beat's leader."""
 
@@ -228,6 +228,7 @@ class JobsStatus(APIView):
         return Response(monitoring.jobs_status())
 
 
+@extend_schema(responses=OpenApiTypes.OBJECT)
 class JobsHealth(APIView):
     """Per job: last run, last success, failures, consecutive failures, time since the last
     success, open alerts, and health good / warning / critical."""
@@ -303,19 +304,13 @@ class RunDetail(generics.RetrieveAPIView):
     queryset = JobRun.objects.select_related("job", "triggered_by")
 
 
-class _ExportFormat(DefaultContentNegotiation):
-    """DRF reads ``?format=`` as a renderer's name and answers 404 for csv or txt; here it
-    names the export file, so renderer choice goes by the Accept header alone."""
-
-    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # the one api_settings entry negotiation reads
-
-
+@extend_schema(responses=OpenApiTypes.OBJECT)
 class RunLogs(APIView):
     """A run's log lines as JSON (paged by ``after`` id), or whole as CSV, JSON or TXT with
     ``?format=csv|json|txt``; ``level`` keeps lines at or above it."""
 
     permission_classes = [StaffOnly]
-    content_negotiation_class = _ExportFormat
+    content_negotiation_class = FileFormatNegotiation
     page_size = 1000
 
     @extend_schema(
