@@ -5,7 +5,7 @@ books is the posting service's; this module turns requests into its calls."""
 from __future__ import annotations
 
 import django_filters
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status, viewsets
@@ -213,15 +213,8 @@ class JournalEntryViewSet(viewsets.ModelViewSet):
         existing = already_there(company, entry)
         if existing is not None:
             return self.answer(existing, created=False)
-        try:
-            draft = posting.create_draft(company, entry, user=request.user)
-        except IntegrityError:
-            # Another request saved the same source id since we looked.
-            existing = already_there(company, entry)
-            if existing is None:
-                raise
-            return self.answer(existing, created=False)
-        return self.answer(draft, created=True)
+        # A request saving the same source id since we looked makes this a 400 "already used".
+        return self.answer(posting.create_draft(company, entry, user=request.user), created=True)
 
     @extend_schema(request=EntryInputSerializer, responses=EntrySerializer)
     def update(self, request: Request, pk=None, partial: bool = False) -> Response:
