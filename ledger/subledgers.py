@@ -70,7 +70,8 @@ def ledger_party_balances(account: Account, as_of: datetime.date) -> dict[str, D
         .annotate(total=Sum("amount"))
         .values_list("party", "total")
     )
-    return {party: total for party, total in rows if total}
+    totals = {party: balances.in_minor_units(total, account.company) for party, total in rows}
+    return {party: total for party, total in totals.items() if total}
 
 
 def reconcile(company: Company, as_of: datetime.date) -> list[Reconciliation]:

@@ -78,7 +78,7 @@ class Account(models.Model):
     objects = AccountQuerySet.as_manager()
 
     class Meta:
-        ordering = ["company", "code"]
+        ordering = ["company_id", "code"]
         constraints = [
             models.UniqueConstraint(fields=["company", "code"], name="account_unique_code"),
             models.UniqueConstraint(

@@ -63,7 +63,7 @@ class JournalEntry(models.Model):
 
     class Meta:
         verbose_name_plural = "journal entries"
-        ordering = ["company", "date", "pk"]
+        ordering = ["company_id", "date", "pk"]
         constraints = [
             models.UniqueConstraint(
                 fields=["company", "source", "source_id"], condition=~models.Q(source_id=""), name="entry_unique_source"
@@ -105,7 +105,9 @@ class JournalLine(models.Model):
     )
 
     class Meta:
-        ordering = ["entry", "pk"]
+        # By column, not by relation: ordering by "entry" would follow the entry's and the
+        # company's own orderings, and Django keeps those joins in every aggregate over lines.
+        ordering = ["entry_id", "pk"]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(debit__gt=0, credit=0) | models.Q(debit=0, credit__gt=0),

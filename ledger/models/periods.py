@@ -25,7 +25,7 @@ class FiscalYear(models.Model):
     objects = CompanyScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["company", "start_date"]
+        ordering = ["company_id", "start_date"]
         constraints = [
             models.UniqueConstraint(fields=["company", "start_date"], name="fiscal_year_unique_start"),
             models.CheckConstraint(condition=models.Q(end_date__gt=models.F("start_date")), name="fiscal_year_ends"),
@@ -70,7 +70,7 @@ class Period(models.Model):
     objects = PeriodQuerySet.as_manager()
 
     class Meta:
-        ordering = ["company", "start_date"]
+        ordering = ["company_id", "start_date"]
         constraints = [
             models.UniqueConstraint(fields=["company", "start_date"], name="period_unique_start"),
             models.UniqueConstraint(fields=["fiscal_year", "number"], name="period_unique_number"),

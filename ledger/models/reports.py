@@ -42,7 +42,7 @@ class Budget(models.Model):
     objects = CompanyScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["period", "account"]
+        ordering = ["period_id", "account_id"]
         constraints = [models.UniqueConstraint(fields=["account", "period"], name="budget_unique")]
 
     def __str__(self) -> str:
@@ -65,7 +65,7 @@ class BudgetVariance(models.Model):
     objects = CompanyScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["period", "account"]
+        ordering = ["period_id", "account_id"]
         constraints = [models.UniqueConstraint(fields=["account", "period"], name="budget_variance_unique")]
 
     def __str__(self) -> str:
@@ -86,7 +86,7 @@ class DailyTotal(models.Model):
     objects = CompanyScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["company", "-date"]
+        ordering = ["company_id", "-date"]
         constraints = [models.UniqueConstraint(fields=["company", "date"], name="daily_total_unique")]
 
     def __str__(self) -> str:
@@ -107,7 +107,7 @@ class TrialBalanceSnapshot(models.Model):
     objects = CompanyScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["company", "-date_to", "-pk"]
+        ordering = ["company_id", "-date_to", "-pk"]
         constraints = [
             models.UniqueConstraint(fields=["company", "date_from", "date_to"], name="trial_balance_snapshot_unique")
         ]
@@ -133,7 +133,7 @@ class Reconciliation(models.Model):
     objects = CompanyScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["company", "-as_of", "account"]
+        ordering = ["company_id", "-as_of", "account_id"]
         constraints = [models.UniqueConstraint(fields=["account", "as_of"], name="reconciliation_unique")]
 
     def __str__(self) -> str:

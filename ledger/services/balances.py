@@ -39,13 +39,12 @@ def balances_as_of(company: Company, as_of: datetime.date, accounts: Iterable[in
     result: dict[int, Decimal] = dict(stored.values_list("account", "closing"))
     for account_id, total in lines.values("account").annotate(total=Sum("amount")).values_list("account", "total"):
         result[account_id] = result.get(account_id, ZERO) + total
-    step = _step(company)
-    return {account_id: value.quantize(step) for account_id, value in result.items()}
+    return {account_id: in_minor_units(value, company) for account_id, value in result.items()}
 
 
 def balance(account: Account, as_of: datetime.date) -> Decimal:
     """One account's debit-positive balance at the end of ``as_of``."""
-    return balances_as_of(account.company, as_of, [account.pk]).get(account.pk, ZERO.quantize(_step(account.company)))
+    return balances_as_of(account.company, as_of, [account.pk]).get(account.pk, in_minor_units(ZERO, account.company))
 
 
 def line_movements(
@@ -55,7 +54,7 @@ def line_movements(
     lines = JournalLine.objects.filter(company=company, posted=True, date__gte=date_from, date__lte=date_to)
     if extra is not None:
         lines = lines.filter(extra)
-    return _split(lines, _step(company))
+    return _split(lines, company)
 
 
 def movements(company: Company, date_from: datetime.date, date_to: datetime.date) -> dict[int, tuple[Decimal, Decimal]]:
@@ -77,10 +76,9 @@ def movements(company: Company, date_from: datetime.date, date_to: datetime.date
         .annotate(debit=Sum("debit"), credit=Sum("credit"))
         .values_list("account", "debit", "credit")
     )
-    step = _step(company)
     for account_id, debit, credit in stored:
         d, c = result.get(account_id, (ZERO, ZERO))
-        result[account_id] = ((d + debit).quantize(step), (c + credit).quantize(step))
+        result[account_id] = (in_minor_units(d + debit, company), in_minor_units(c + credit, company))
     return result
 
 
@@ -166,16 +164,22 @@ def trial_balance(company: Company, date_from: datetime.date, date_to: datetime.
     return TrialBalance(company, date_from, date_to, rows)
 
 
-def _split(lines, step: Decimal) -> dict[int, tuple[Decimal, Decimal]]:
+def _split(lines, company: Company) -> dict[int, tuple[Decimal, Decimal]]:
     rows = (
         lines.values("account")
         .annotate(debit=Sum("amount", filter=Q(amount__gt=0)), credit=Sum("amount", filter=Q(amount__lt=0)))
         .values_list("account", "debit", "credit")
     )
     return {
-        account_id: ((debit or ZERO).quantize(step), (-(credit or ZERO)).quantize(step))
+        account_id: (in_minor_units(debit, company), in_minor_units(-(credit or ZERO), company))
         for account_id, debit, credit in rows
     }
+
+
+def in_minor_units(value: Decimal | None, company: Company) -> Decimal:
+    """A sum read back from the database, in the company currency's minor units. Adding
+    zero turns the -0.00 that SQLite's float noise (-3.6E-12) rounds to into 0.00."""
+    return (value or ZERO).quantize(_step(company)) + ZERO
 
 
 def _step(company: Company) -> Decimal:

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Count, Q, Sum
+from django.db.models.functions import Round
 from django.utils import timezone
 
 from ledger.errors import LedgerStateError, PostingError
@@ -79,16 +80,17 @@ def close_day(
             )
 
     lines = JournalLine.objects.filter(company=company, posted=True, date=day)
-    result.unbalanced = list(
-        lines.values("entry").annotate(total=Sum("amount")).exclude(total=0).values_list("entry", flat=True)
-    )
+    # Rounded in SQL: SQLite sums decimals as floats, and -3.6E-12 is not an unbalanced entry.
+    entry_totals = lines.values("entry").annotate(total=Round(Sum("amount"), company.minor_units))
+    result.unbalanced = list(entry_totals.exclude(total=0).values_list("entry", flat=True))
     totals = lines.aggregate(
         entries=Count("entry", distinct=True),
         lines=Count("pk"),
         debit=Sum("amount", filter=Q(amount__gt=0)),
         credit=Sum("amount", filter=Q(amount__lt=0)),
     )
-    debit, credit = totals["debit"] or ZERO, -(totals["credit"] or ZERO)
+    debit = balances.in_minor_units(totals["debit"], company)
+    credit = balances.in_minor_units(-(totals["credit"] or ZERO), company)
     result.total, _ = DailyTotal.objects.update_or_create(
         company=company,
         date=day,
@@ -202,4 +204,4 @@ def _profit(entry: JournalEntry | None) -> Decimal:
     if entry is None:
         return ZERO
     retained = entry.lines.filter(account__role=AccountRole.RETAINED_EARNINGS).aggregate(total=Sum("amount"))
-    return -(retained["total"] or ZERO)
+    return balances.in_minor_units(-(retained["total"] or ZERO), entry.company)

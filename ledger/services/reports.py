@@ -62,7 +62,9 @@ def budget_variance(company: Company, periods: list[Period]) -> list[BudgetVaria
         .annotate(total=Sum("amount"))
         .values_list("account", "entry__period", "total")
     )
-    actuals = {(account_id, period_id): total for account_id, period_id, total in actual_rows}
+    actuals = {
+        (account_id, period_id): balances.in_minor_units(total, company) for account_id, period_id, total in actual_rows
+    }
     accounts = {
         a.pk: a for a in Account.objects.filter(pk__in={key[0] for key in budgets} | {key[0] for key in actuals})
     }
