@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ledger import currencies
@@ -268,6 +268,8 @@ def _insert(company: Company, prepared: list[_Prepared], *, user, closing: bool,
     if not prepared:
         return []
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _insert_columns(company, prepared, user=user, closing=closing, reverses=reverses, now=now)
     rows = [_entry_row(company, p, status=EntryStatus.POSTED, user=user, now=now) for p in prepared]
     for row in rows:
         row.is_closing = closing
@@ -278,6 +280,74 @@ def _insert(company: Company, prepared: list[_Prepared], *, user, closing: bool,
     lines = [line for row, p in zip(rows, prepared, strict=True) for line in _line_rows(company, row, p, posted=True)]
     JournalLine.objects.bulk_create(lines, batch_size=INSERT_BATCH)
     return [row.pk for row in rows]
+
+
+def _insert_columns(
+    company: Company, prepared: list[_Prepared], *, user, closing: bool, reverses, now: datetime.datetime
+) -> list[int]:
+    """PostgreSQL: entries and lines written as column arrays with ``INSERT … SELECT * FROM
+    UNNEST(…)``, straight from the checked values. Building a model instance per row and
+    preparing each field through the ORM was two thirds of a batch's time; this is the
+    statement ``bulk_create`` itself sends, without that per-row work."""
+    user_id = getattr(user, "pk", None)
+    reverses_id = getattr(reverses, "pk", None)
+    ids: list[int] = []
+    for start in range(0, len(prepared), INSERT_BATCH):
+        batch = prepared[start : start + INSERT_BATCH]
+        n = len(batch)
+        entry_ids = _unnest_insert(
+            JournalEntry,
+            {
+                "company": [company.pk] * n,
+                "date": [p.entry.date for p in batch],
+                "period": [p.period.pk for p in batch],
+                "reference": [p.entry.reference for p in batch],
+                "memo": [p.entry.memo for p in batch],
+                "source": [p.entry.source for p in batch],
+                "source_id": [p.entry.source_id for p in batch],
+                "status": [EntryStatus.POSTED.value] * n,
+                "is_closing": [closing] * n,
+                "reverses": [reverses_id] * n,
+                "flag_reason": [""] * n,
+                "created_by": [user_id] * n,
+                "created_at": [now] * n,
+                "posted_by": [user_id] * n,
+                "posted_at": [now] * n,
+            },
+        )
+        lines = [(entry_id, p, line) for entry_id, p in zip(entry_ids, batch, strict=True) for line in p.lines]
+        _unnest_insert(
+            JournalLine,
+            {
+                "entry": [entry_id for entry_id, _p, _line in lines],
+                "company": [company.pk] * len(lines),
+                "account": [line[0].account_id for _id, _p, line in lines],
+                "date": [p.entry.date for _id, p, _line in lines],
+                "posted": [True] * len(lines),
+                "description": [line[0].description for _id, _p, line in lines],
+                "debit": [line[2] for _id, _p, line in lines],
+                "credit": [line[3] for _id, _p, line in lines],
+                "currency": [line[1] for _id, _p, line in lines],
+                "amount": [line[4] for _id, _p, line in lines],
+                "party": [line[0].party for _id, _p, line in lines],
+            },
+            returning=False,
+        )
+        ids.extend(entry_ids)
+    return ids
+
+
+def _unnest_insert(model, columns: dict[str, list], *, returning: bool = True) -> list[int]:
+    """Insert rows given column by column; the new ids in the order given (PostgreSQL
+    returns an INSERT … SELECT's rows in the order it inserts them, which Django's own
+    bulk_create relies on too)."""
+    fields = [model._meta.get_field(name) for name in columns]
+    names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    sql = f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({names}) SELECT * FROM UNNEST({arrays})"
+    with connection.cursor() as cursor:
+        cursor.execute(sql + (" RETURNING id" if returning else ""), list(columns.values()))
+        return [row[0] for row in cursor.fetchall()] if returning else []
 
 
 def _entry_row(company: Company, p: _Prepared, *, status: str, user, now: datetime.datetime) -> JournalEntry:

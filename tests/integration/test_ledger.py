@@ -17,7 +17,7 @@ from ledger.services.posting import Entry, Line
 from scheduling.choices import RunStatus
 from scheduling.models import JobDefinition, JobRun
 from scheduling.services import runs
-from tests.factories import CompanyFactory
+from tests.factories import CompanyFactory, UserFactory
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,3 +154,46 @@ def test_period_close_on_a_worker_waits_for_the_daily_close_of_the_last_day(book
     assert PeriodBalance.objects.get(
         period__start_date=datetime.date(2026, 11, 1), account=accounts["4100"]
     ).closing == Decimal("-250.00")
+
+
+def test_a_batch_written_as_column_arrays_reads_back_field_for_field(books):
+    company, accounts = books
+    user = UserFactory(username="poster")
+    entries = [
+        sale(accounts, "120.00", "invoice:a"),
+        Entry(
+            NOV,
+            [
+                Line(accounts["6200"], debit="80.00", currency="USD", base_amount="63.41", description="rent"),
+                Line(accounts["1100"], credit="63.41"),
+            ],
+            reference="R-1",
+            memo="paid in dollars",
+        ),
+        sale(accounts, "9.99", "invoice:b", day=datetime.date(2026, 12, 1)),
+    ]
+
+    batch = posting.post_many(company, entries, user=user)
+
+    assert len(batch.created) == 3 and not batch.existing
+    posted = {entry.pk: entry for entry in JournalEntry.objects.filter(pk__in=batch.created)}
+    for pk, given in zip(batch.created, entries, strict=True):
+        entry = posted[pk]
+        assert (entry.date, entry.reference, entry.memo, entry.source, entry.source_id) == (
+            given.date,
+            given.reference,
+            given.memo,
+            given.source,
+            given.source_id,
+        )
+        assert entry.status == "posted" and entry.posted_by == user and entry.created_by == user
+        assert entry.period.start_date <= entry.date <= entry.period.end_date
+        lines = list(entry.lines.order_by("pk"))
+        assert [(line.account_id, line.party, line.description) for line in lines] == [
+            (line.account_id, line.party, line.description) for line in given.lines
+        ]
+        assert all(line.posted and line.date == given.date and line.company_id == company.pk for line in lines)
+        assert sum(line.amount for line in lines) == 0
+    dollars = JournalEntry.objects.get(pk=batch.created[1]).lines.order_by("pk").first()
+    assert (dollars.currency, dollars.debit, dollars.amount) == ("USD", Decimal("80.00"), Decimal("63.41"))
+    assert posting.post_many(company, entries[:1]).existing == batch.created[:1]
