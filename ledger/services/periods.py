@@ -13,6 +13,7 @@ from ledger.errors import LedgerStateError, PostingError
 from ledger.models import Company, EntryStatus, FiscalYear, JournalEntry, Period, PeriodBalance, PeriodStatus
 
 PERIODS_PER_YEAR = 12
+LISTED_DRAFTS = 5  # named in a refused close, so the operator can find them
 
 
 def add_months(day: datetime.date, months: int, *, anchor_day: int | None = None) -> datetime.date:
@@ -107,9 +108,15 @@ def close_period(period: Period, *, user=None) -> bool:
         first_open = earlier.order_by("start_date").first()
         if first_open is not None:
             raise LedgerStateError(f"Close {first_open.label} first: periods close in order.")
-        drafts = JournalEntry.objects.filter(period=period, status=EntryStatus.DRAFT).count()
-        if drafts:
-            raise LedgerStateError(f"{drafts} draft entries remain in {period.label}; post or delete them first.")
+        drafts = JournalEntry.objects.filter(period=period, status=EntryStatus.DRAFT)
+        count = drafts.count()
+        if count:
+            listed = ", ".join(f"JE{pk}" for pk in drafts.order_by("pk").values_list("pk", flat=True)[:LISTED_DRAFTS])
+            more = ", …" if count > LISTED_DRAFTS else ""
+            noun, pronoun = ("draft entry", "it") if count == 1 else ("draft entries", "them")
+            raise LedgerStateError(
+                f"{period.label} still has {count} {noun} ({listed}{more}); post or delete {pronoun} first."
+            )
         period.status = PeriodStatus.CLOSED
         period.closed_at = timezone.now()
         period.closed_by = user

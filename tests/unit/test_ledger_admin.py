@@ -311,13 +311,14 @@ def test_closing_periods_goes_in_date_order_and_reports_refusals(admin_client, c
 
 
 def test_a_period_with_drafts_left_is_not_closed(admin_client, company, chart, year):
-    posting.create_draft(company, sale(chart, day=datetime.date(2026, 1, 15)))
+    draft = posting.create_draft(company, sale(chart, day=datetime.date(2026, 1, 15)))
     january = period_of(company, datetime.date(2026, 1, 1))
 
     response = act(admin_client, Period, "close_periods", january)
 
     assert texts(response) == [
-        "Close: 0 done, 1 refused: acme 2026-01: 1 draft entries remain in 2026-01; post or delete them first."
+        f"Close: 0 done, 1 refused: acme 2026-01: 2026-01 still has 1 draft entry (JE{draft.pk}); "
+        "post or delete it first."
     ]
     january.refresh_from_db()
     assert january.status == PeriodStatus.OPEN

@@ -255,7 +255,7 @@ def test_member_closes_a_period_and_its_balances_are_stored(client, company, cha
 
 
 def test_closing_a_period_with_drafts_left_is_a_conflict(client, company, chart):
-    draft_sale(company, chart, day=datetime.date(2026, 1, 15))
+    draft = draft_sale(company, chart, day=datetime.date(2026, 1, 15))
     january = Period.objects.get(company=company, start_date="2026-01-01")
 
     response = client.post(f"{PERIODS}/{january.pk}/close")
@@ -264,7 +264,7 @@ def test_closing_a_period_with_drafts_left_is_a_conflict(client, company, chart)
     assert response.json()["error"] == {
         "status": 409,
         "code": "conflict",
-        "message": "1 draft entries remain in 2026-01; post or delete them first.",
+        "message": f"2026-01 still has 1 draft entry (JE{draft.pk}); post or delete it first.",
     }
     assert Period.objects.get(pk=january.pk).status == PeriodStatus.OPEN
 

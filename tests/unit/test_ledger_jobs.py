@@ -215,13 +215,13 @@ def test_the_period_close_job_closes_every_ended_period(month_end, company, char
 
 
 def test_the_period_close_job_fails_at_once_while_drafts_are_left(month_end, company, chart):
-    create_draft(company, sale(chart, "25.00", datetime.date(2026, 11, 12)))
+    draft = create_draft(company, sale(chart, "25.00", datetime.date(2026, 11, 12)))
     run_job("GL_DAILY_CLOSE", NOV_30, company)
 
     run = execute(request("GL_PERIOD_CLOSE", NOV_30, company))
 
     assert (run.status, run.attempts) == (RunStatus.FAILED, 1)  # no retry: drafts do not go away by waiting
-    assert run.error == "LedgerStateError: 1 draft entries remain in 2026-11; post or delete them first."
+    assert run.error == f"LedgerStateError: 2026-11 still has 1 draft entry (JE{draft.pk}); post or delete it first."
     # the job is atomic: the periods before November that it closed are open again
     assert not Period.objects.filter(company=company).exclude(status=PeriodStatus.OPEN).exists()
 
