@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
 
+from config.commands import database_ready
 from ledger.models import Company
 from ledger.services.chart import load_default_chart
 
@@ -17,11 +17,8 @@ class Command(BaseCommand):
         which.add_argument("--all", action="store_true", help="every company")
 
     def handle(self, *args, **options) -> None:
-        try:
+        with database_ready():
             self._handle(options)
-        except DatabaseError as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CommandError(f"the database is not ready ({first_line}); run manage.py migrate") from exc
 
     def _handle(self, options: dict) -> None:
         if options["all"]:

@@ -2,8 +2,8 @@ import datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
 
+from config.commands import database_ready
 from ledger.models import Company
 from ledger.services import balances, export
 
@@ -24,11 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--output", metavar="FILE", help="write to this file instead of stdout")
 
     def handle(self, *args, **options) -> None:
-        try:
+        with database_ready():
             self._handle(options)
-        except DatabaseError as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CommandError(f"the database is not ready ({first_line}); run manage.py migrate") from exc
 
     def _handle(self, options: dict) -> None:
         fmt, output = options["format"], options["output"]

@@ -3,9 +3,9 @@ import json
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
 from rest_framework.utils.encoders import JSONEncoder
 
+from config.commands import database_ready
 from scheduling.choices import FINISHED, RunStatus, Trigger
 from scheduling.models import ChunkStatus, JobDefinition, JobRun
 from scheduling.registry import ParamError
@@ -32,11 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the run as JSON")
 
     def handle(self, *args, code: str, **options) -> None:
-        try:
+        with database_ready():
             self._handle(code, options)
-        except DatabaseError as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CommandError(f"the database is not ready ({first_line}); run manage.py migrate") from exc
 
     def _handle(self, code: str, options: dict) -> None:
         definition = JobDefinition.objects.filter(code=code.upper()).first()
