@@ -163,18 +163,7 @@ def reverse(entry: JournalEntry, *, date: datetime.date | None = None, user=None
             raise PostingError({"status": [f"Entry {entry.pk} is a draft; delete it instead of reversing it."]})
         mirror = Entry(
             date=date or entry.date,
-            lines=[
-                Line(
-                    account=line.account_id,
-                    debit=line.credit,
-                    credit=line.debit,
-                    currency=line.currency,
-                    base_amount=abs(line.amount),
-                    party=line.party,
-                    description=line.description,
-                )
-                for line in entry.lines.order_by("pk")
-            ],
+            lines=[_as_line(line, mirrored=True) for line in entry.lines.order_by("pk")],
             reference=f"Reversal of JE{entry.pk}",
             memo=memo or f"Reverses JE{entry.pk} {entry.reference}".strip(),
             source=Source.SYSTEM,
@@ -209,18 +198,21 @@ def draft_as_entry(draft: JournalEntry) -> Entry:
         memo=draft.memo,
         source=draft.source,
         source_id=draft.source_id,
-        lines=[
-            Line(
-                account=line.account_id,
-                debit=line.debit,
-                credit=line.credit,
-                currency=line.currency,
-                base_amount=abs(line.amount),
-                party=line.party,
-                description=line.description,
-            )
-            for line in draft.lines.order_by("pk")
-        ],
+        lines=[_as_line(line) for line in draft.lines.order_by("pk")],
+    )
+
+
+def _as_line(row: JournalLine, *, mirrored: bool = False) -> Line:
+    """A saved line as a Line to post again; ``mirrored`` swaps its sides, for a reversal."""
+    debit, credit = (row.credit, row.debit) if mirrored else (row.debit, row.credit)
+    return Line(
+        account=row.account_id,
+        debit=debit,
+        credit=credit,
+        currency=row.currency,
+        base_amount=abs(row.amount),
+        party=row.party,
+        description=row.description,
     )
 
 
