@@ -5,44 +5,25 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from contextlib import contextmanager
 from decimal import Decimal
 from itertools import pairwise
 
 import pytest
-from django.db import transaction
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.models import AccountType, Period, PeriodBalance, PeriodStatus
 from ledger.services import balances, closing, periods
 from ledger.services.posting import Entry, Line, create_draft, post, post_many
+from tests.properties import clean_slate, money, properties
 
 pytestmark = pytest.mark.django_db
 
-PROPERTY = settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    database=None,
-    derandomize=True,
-)
+PROPERTY = properties(max_examples=30)
 
 FIRST = datetime.date(2025, 1, 1)
 LAST = datetime.date(2026, 3, 31)  # fifteen monthly periods over two fiscal years
 CODES = ("1100", "1200", "2100", "3100", "4100", "4200", "6100", "6200")
-
-
-@contextmanager
-def clean_slate():
-    """One hypothesis example: whatever it writes is rolled back when it ends."""
-    with transaction.atomic():
-        yield
-        transaction.set_rollback(True)
-
-
-def money(cents: int) -> Decimal:
-    return Decimal(cents).scaleb(-2)
 
 
 cents = st.integers(min_value=1, max_value=5_000_000)

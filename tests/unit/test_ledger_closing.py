@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import transaction
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.errors import LedgerStateError, PostingError
@@ -30,32 +28,15 @@ from ledger.models import (
 )
 from ledger.services import balances, closing, periods
 from ledger.services.posting import Entry, Line, create_draft, post, post_many
+from tests.properties import clean_slate, money, properties
 
 pytestmark = pytest.mark.django_db
 
-PROPERTY = settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    database=None,
-    derandomize=True,
-)
+PROPERTY = properties(max_examples=25)
 
 YEAR_START, YEAR_END = datetime.date(2025, 1, 1), datetime.date(2025, 12, 31)
 NEXT_MONTH_END = datetime.date(2026, 1, 31)
 UTC = datetime.UTC
-
-
-@contextmanager
-def clean_slate():
-    """One hypothesis example: whatever it writes is rolled back when it ends."""
-    with transaction.atomic():
-        yield
-        transaction.set_rollback(True)
-
-
-def money(cents: int) -> Decimal:
-    return Decimal(cents).scaleb(-2)
 
 
 def period(company, day: datetime.date) -> Period:

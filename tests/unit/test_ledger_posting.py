@@ -6,13 +6,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections import Counter
-from contextlib import contextmanager
 from decimal import Decimal
 from itertools import pairwise
 
 import pytest
-from django.db import transaction
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ledger.errors import PostingError
@@ -40,18 +38,11 @@ from ledger.services.posting import (
     update_draft,
 )
 from tests.factories import AccountFactory
+from tests.properties import clean_slate, money, properties
 
 pytestmark = pytest.mark.django_db
 
-# Each example runs in a savepoint rolled back at its end (see ``clean_slate``), so the
-# function-scoped fixtures are shared safely. No example database: runs are reproducible.
-PROPERTY = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    database=None,
-    derandomize=True,
-)
+PROPERTY = properties(max_examples=40)
 
 # The books the property tests post into: FY2024 closed and locked, January 2025 closed,
 # so postings go from February 2025 to the end of FY2026, across two fiscal years.
@@ -61,18 +52,6 @@ FIRST_OPEN = datetime.date(2025, 2, 1)
 LAST_DAY = datetime.date(2026, 12, 31)
 CODES = ("1100", "1150", "1200", "1300", "2100", "2200", "3100", "4100", "4200", "5000", "6100", "6200", "6300")
 DAY = datetime.date(2026, 3, 10)
-
-
-@contextmanager
-def clean_slate():
-    """One hypothesis example: whatever it writes is rolled back when it ends."""
-    with transaction.atomic():
-        yield
-        transaction.set_rollback(True)
-
-
-def money(cents: int) -> Decimal:
-    return Decimal(cents).scaleb(-2)
 
 
 def snapshot() -> dict[str, int]:
