@@ -36,6 +36,7 @@ from ledger.models import (
     TrialBalanceSnapshot,
 )
 from ledger.services import balances, export
+from ledger.services.periods import EARLIEST, LATEST
 
 # --- Balances and the trial balance ----------------------------------------------------------
 
@@ -98,6 +99,13 @@ class TrialBalanceQuery(CompanyQuery):
 
     def validate(self, attrs: dict) -> dict:
         attrs = super().validate(attrs)
+        outside = {
+            name: [f"Give a date between {EARLIEST} and {LATEST}."]
+            for name in ("from", "to")
+            if not EARLIEST <= attrs[name] <= LATEST
+        }
+        if outside:
+            raise serializers.ValidationError(outside)
         if attrs["from"] > attrs["to"]:
             raise serializers.ValidationError({"from": [f"{attrs['from']} is after to ({attrs['to']})."]})
         return attrs

@@ -18,6 +18,7 @@ from itertools import pairwise
 from django.db.models import Q, Sum
 
 from ledger.models import Account, Company, JournalLine, Period, PeriodBalance
+from ledger.services.periods import EARLIEST, LATEST
 
 ZERO = Decimal(0)
 DAY = datetime.timedelta(days=1)
@@ -150,6 +151,8 @@ def trial_balance(company: Company, date_from: datetime.date, date_to: datetime.
     debits and credits within the range, closing at the end of ``date_to``."""
     if date_to < date_from:
         raise ValueError("the range ends before it starts")
+    if date_from < EARLIEST or date_to > LATEST:
+        raise ValueError(f"the range must fall between {EARLIEST} and {LATEST}")
     opening = balances_as_of(company, date_from - DAY)
     moved = movements(company, date_from, date_to)
     ids = set(opening) | set(moved)

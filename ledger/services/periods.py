@@ -13,6 +13,11 @@ from ledger.errors import LedgerStateError, PostingError
 from ledger.models import Company, EntryStatus, FiscalYear, JournalEntry, Period, PeriodBalance, PeriodStatus
 
 PERIODS_PER_YEAR = 12
+# The dates the books accept: wide enough for any real history and plan, narrow enough
+# that a typo (2206) is refused rather than opening a fiscal year, and year arithmetic
+# never runs off the calendar.
+EARLIEST = datetime.date(1900, 1, 1)
+LATEST = datetime.date(2999, 12, 31)
 LISTED_DRAFTS = 5  # named in a refused close, so the operator can find them
 
 
@@ -168,8 +173,8 @@ def store_balances(period: Period) -> int:
                 )
             )
     PeriodBalance.objects.bulk_create(rows, batch_size=1000)
-    Period.objects.filter(pk=period.pk).update(balances_at=timezone.now())
     period.balances_at = timezone.now()
+    Period.objects.filter(pk=period.pk).update(balances_at=period.balances_at)
     return len(rows)
 
 

@@ -27,6 +27,7 @@ from ledger import currencies
 from ledger.errors import PostingError
 from ledger.models import Account, Company, EntryStatus, JournalEntry, JournalLine, Period, PeriodStatus, Source
 from ledger.services import periods as periods_service
+from ledger.services.periods import EARLIEST, LATEST
 
 ZERO = Decimal(0)
 MIN_LINES = 2
@@ -161,6 +162,10 @@ def reverse(entry: JournalEntry, *, date: datetime.date | None = None, user=None
             return Posted(entry.reversed_by, created=False)
         if entry.status != EntryStatus.POSTED:
             raise PostingError({"status": [f"Entry {entry.pk} is a draft; delete it instead of reversing it."]})
+        if entry.is_closing:
+            # Its mirror in a later year would put a closed year's income and expense back
+            # into that year's results.
+            raise PostingError({"status": [f"Entry {entry.pk} is a year-end closing entry; it is not reversed."]})
         mirror = Entry(
             date=date or entry.date,
             lines=[_as_line(line, mirrored=True) for line in entry.lines.order_by("pk")],
@@ -230,14 +235,15 @@ def _post(
     if not entries:
         return Batch()
     with transaction.atomic():
-        prepared = _prepare(company, entries, complete=True, closing=closing)
-        _check_periods(prepared, allow_closed=closing)
         for _attempt in range(CONFLICT_ATTEMPTS):
-            existing = _existing(company, prepared)
-            todo = [p for p in prepared if p.entry.key is None or p.entry.key not in existing]
+            # Entries already posted are looked up first: a replay returns them even when
+            # their period has closed or an account gone inactive since.
+            existing = _existing(company, entries)
+            prepared = _prepare(company, entries, complete=True, closing=closing, skip=set(existing))
+            _check_periods(prepared, allow_closed=closing)
             try:
                 with transaction.atomic():  # a savepoint: a concurrent poster's win rolls back only this
-                    created = _insert(company, todo, user=user, closing=closing, reverses=reverses)
+                    created = _insert(company, prepared, user=user, closing=closing, reverses=reverses)
                 break
             except IntegrityError:
                 # Another transaction posted one of these source ids since we looked; it
@@ -245,12 +251,11 @@ def _post(
                 continue
         else:
             raise PostingError({"source_id": ["These source ids kept colliding with concurrent postings."]})
-    by_key = {key: pk for key, pk in existing.items()}
     created_ids = iter(created)
     batch = Batch()
-    for p in prepared:
-        if p.entry.key is not None and p.entry.key in by_key:
-            batch.existing.append(by_key[p.entry.key])
+    for entry in entries:
+        if entry.key is not None and entry.key in existing:
+            batch.existing.append(existing[entry.key])
         else:
             batch.created.append(next(created_ids))
     return batch
@@ -376,10 +381,10 @@ def _line_rows(company: Company, entry: JournalEntry, p: _Prepared, *, posted: b
     ]
 
 
-def _existing(company: Company, prepared: list[_Prepared]) -> dict[tuple[str, str], int]:
+def _existing(company: Company, entries: Sequence[Entry]) -> dict[tuple[str, str], int]:
     """Entries already posted under the batch's source ids. A draft holding one refuses
     the posting: returning it as "already posted" would report a draft as in the books."""
-    keys = {p.entry.key for p in prepared if p.entry.key is not None}
+    keys = {entry.key for entry in entries if entry.key is not None}
     if not keys:
         return {}
     rows = JournalEntry.objects.filter(
@@ -403,7 +408,14 @@ def _locked(entry: JournalEntry) -> JournalEntry:
 # --- Checks ---------------------------------------------------------------------------
 
 
-def _prepare(company: Company, entries: Sequence[Entry], *, complete: bool, closing: bool = False) -> list[_Prepared]:
+def _prepare(
+    company: Company,
+    entries: Sequence[Entry],
+    *,
+    complete: bool,
+    closing: bool = False,
+    skip: set[tuple[str, str]] = frozenset(),
+) -> list[_Prepared]:
     """Every entry checked and its amounts converted, or one PostingError naming every
     fault (prefixed "entry N:" in a batch). A closing entry may zero an inactive account."""
     errors: dict[str, list[str]] = {}
@@ -431,6 +443,10 @@ def _prepare(company: Company, entries: Sequence[Entry], *, complete: bool, clos
             if entry.key in seen_keys:
                 fail("source_id", n, f"{entry.source} {entry.source_id!r} appears twice in this batch.")
             seen_keys.add(entry.key)
+            if entry.key in skip:
+                continue  # already in the books: nothing of it is written again
+        if isinstance(entry.date, datetime.date) and not EARLIEST <= entry.date <= LATEST:
+            fail("date", n, f"{entry.date} is outside the years the books keep ({EARLIEST.year} to {LATEST.year}).")
         if complete and len(entry.lines) < MIN_LINES:
             fail("lines", n, f"An entry needs at least {MIN_LINES} lines; this one has {len(entry.lines)}.")
         converted = []

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from config.commands import database_ready
 from ledger.models import Company
 from ledger.services import balances, export
+from ledger.services.periods import EARLIEST, LATEST
 
 
 class Command(BaseCommand):
@@ -64,6 +65,9 @@ def _date(text: str | None, option: str) -> datetime.date | None:
     if not text:
         return None
     try:
-        return datetime.date.fromisoformat(text)
+        day = datetime.date.fromisoformat(text)
     except ValueError:
         raise CommandError(f"{option} {text!r} must be YYYY-MM-DD") from None
+    if not EARLIEST <= day <= LATEST:
+        raise CommandError(f"{option} {day} must fall between {EARLIEST} and {LATEST}")
+    return day
