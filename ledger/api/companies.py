@@ -43,6 +43,8 @@ class CompanySerializer(serializers.ModelSerializer):
         if self.instance is None:
             return {}
         return {
+            "pk": self.instance.pk,
+            "base_currency": self.instance.base_currency,
             "fiscal_year_start_month": self.instance.fiscal_year_start_month,
             "fiscal_year_start_day": self.instance.fiscal_year_start_day,
         }

@@ -96,6 +96,7 @@ class Account(models.Model):
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
+        self._check_type_change()
         if self.parent_id is None:
             return
         if self.parent.company_id != self.company_id:
@@ -106,6 +107,21 @@ class Account(models.Model):
                 raise ValidationError({"parent": "An account cannot be its own ancestor."})
             seen.add(node.pk)
             node = node.parent
+
+    def _check_type_change(self) -> None:
+        """An account with postings keeps to its side of the year-end close: moved between
+        the balance sheet and income and expense, its running total would be closed into
+        retained earnings (or stop being)."""
+        if self.pk is None or not self.type:
+            return
+        stored = Account.objects.filter(pk=self.pk).values_list("type", flat=True).first()
+        if stored is None or (stored in PROFIT_AND_LOSS) == (self.type in PROFIT_AND_LOSS):
+            return
+        if self.lines.exists():
+            side = "income and expense" if stored in PROFIT_AND_LOSS else "the balance sheet"
+            raise ValidationError(
+                {"type": f"The account has postings on {side}; open a new account instead of changing its type."}
+            )
 
     @property
     def sign(self) -> int:

@@ -80,6 +80,21 @@ class Company(models.Model):
         month, day = self.fiscal_year_start_month, self.fiscal_year_start_day
         if month and day and 1 <= month <= 12 and day > monthrange(2023, month)[1]:
             raise ValidationError({"fiscal_year_start_day": f"Month {month} has no day {day} in every year."})
+        self._check_books_unchanged()
+
+    # Fixed once the company has books: amounts are in the base currency and its minor
+    # units, and fiscal years already opened would overlap years on a new start day.
+    FIXED_WITH_BOOKS = ("base_currency", "fiscal_year_start_month", "fiscal_year_start_day")
+
+    def _check_books_unchanged(self) -> None:
+        if self.pk is None:
+            return
+        stored = Company.objects.filter(pk=self.pk).values(*self.FIXED_WITH_BOOKS).first()
+        changed = [name for name in self.FIXED_WITH_BOOKS if stored and stored[name] != getattr(self, name)]
+        if changed and self.fiscal_years.exists():
+            raise ValidationError(
+                {name: "The company has books (fiscal years opened); this can no longer change." for name in changed}
+            )
 
     @property
     def minor_units(self) -> int:
