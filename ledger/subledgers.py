@@ -92,7 +92,12 @@ def reconcile_account(account: Account, as_of: datetime.date) -> Reconciliation:
         sub = {party: value for party, value in by_party.items() if party != NO_PARTY}
     else:
         name = source.name
-        sub = {party: Decimal(value) for party, value in source.balances(account.company, as_of).items() if value}
+        sub = {}
+        for party, value in source.balances(account.company, as_of).items():
+            if isinstance(value, float):
+                raise TypeError(f"the sub-ledger {name!r} gave a float for {party!r}; money is Decimal")
+            if value:
+                sub[party] = balances.in_minor_units(Decimal(value), account.company)
     differences = []
     for party in sorted(set(by_party) | set(sub)):
         ledger_value, sub_value = by_party.get(party, ZERO), sub.get(party, ZERO)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from ledger.models import Account, AccountRole, AccountType, Company, NormalBalance
+from ledger.models.accounts import NORMAL_BALANCE
 
 A, L, E, INC, X = AccountType.ASSET, AccountType.LIABILITY, AccountType.EQUITY, AccountType.INCOME, AccountType.EXPENSE
 
@@ -64,16 +65,18 @@ def load_default_chart(company: Company) -> Loaded:
                 code=code,
                 name=name,
                 type=kind,
-                normal_balance=normal or "",
+                normal_balance=normal or NORMAL_BALANCE[AccountType(kind)],
                 role="" if role in taken else role,
             )
             for code, name, kind, _parent, role, normal in DEFAULT_CHART
             if code not in have
         ]
-        for account in new:
-            account.save()  # save() fills the normal balance from the type
+        Account.objects.bulk_create(new)
         codes = dict(Account.objects.filter(company=company).values_list("code", "pk"))
-        for code, _name, _kind, parent, _role, _normal in DEFAULT_CHART:
-            if parent and code not in have:
-                Account.objects.filter(pk=codes[code]).update(parent_id=codes[parent])
+        parented = [
+            Account(pk=codes[code], parent_id=codes[parent])
+            for code, _name, _kind, parent, _role, _normal in DEFAULT_CHART
+            if parent and code not in have
+        ]
+        Account.objects.bulk_update(parented, ["parent"])
     return Loaded(created=len(new), existing=len(DEFAULT_CHART) - len(new))

@@ -20,7 +20,7 @@ CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-MONEY_FORMAT = "#,##0.00;-#,##0.00"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def _csv(tb: TrialBalance) -> bytes:
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for row in tb.rows:
-        writer.writerow([row.code, row.name, row.type, row.opening, row.debit, row.credit, row.closing])
+        writer.writerow([_text(row.code), _text(row.name), row.type, row.opening, row.debit, row.credit, row.closing])
     totals = tb.totals
     writer.writerow(["", "Total", "", totals["opening"], totals["debit"], totals["credit"], totals["closing"]])
     return out.getvalue().encode()
@@ -70,20 +70,29 @@ def _xlsx(tb: TrialBalance) -> bytes:
         sheet.append(
             [row.code, row.name, row.type, *(_number(v) for v in (row.opening, row.debit, row.credit, row.closing))]
         )
+        for cell in sheet[sheet.max_row][:2]:
+            cell.data_type = "s"  # an account named "=..." is text, never a formula
     last = sheet.max_row
     total_row = last + 1
     sheet.append(["", "Total", ""] + [f"=SUM({col}{first}:{col}{last})" if tb.rows else 0 for col in "DEFG"])
     for cell in sheet[total_row]:
         cell.font = Font(bold=True)
+    places = "0" * tb.company.minor_units
+    money_format = f"#,##0.{places};-#,##0.{places}" if places else "#,##0;-#,##0"
     for row in sheet.iter_rows(min_row=first, max_row=total_row, min_col=4, max_col=7):
         for cell in row:
-            cell.number_format = MONEY_FORMAT
+            cell.number_format = money_format
     for col, width in zip("ABCDEFG", (10, 36, 10, 16, 16, 16, 16), strict=True):
         sheet.column_dimensions[col].width = width
     sheet.freeze_panes = "A4"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _text(value: str) -> str:
+    """A name a spreadsheet would read as a formula gets a leading quote."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 def _number(value: Decimal) -> float | int:

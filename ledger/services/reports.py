@@ -9,6 +9,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from ledger.models import Account, AccountType, Budget, BudgetVariance, Company, JournalLine, Period
+from ledger.models.accounts import PROFIT_AND_LOSS
 from ledger.models.reports import TrialBalanceSnapshot
 from ledger.services import balances
 
@@ -79,7 +80,9 @@ def budget_variance(company: Company, periods: list[Period]) -> list[BudgetVaria
         percentage = (variance / budget * HUNDRED).quantize(PERCENT, ROUND_HALF_UP) if budget else None
         if percentage is not None and abs(percentage) >= MAX_PERCENTAGE:
             percentage = None  # a tiny budget overshot a millionfold says nothing a percentage can
-        favourable = variance <= 0 if account.type == AccountType.EXPENSE else variance >= 0
+        # Income and expense by their effect on profit (more income or less expense),
+        # contra accounts included: discounts given are income with a debit balance.
+        favourable = variance * account.sign <= 0 if account.type in PROFIT_AND_LOSS else variance >= 0
         rows.append(
             BudgetVariance(
                 company=company,
