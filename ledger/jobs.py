@@ -6,6 +6,9 @@ so in effect it runs after 23:00. The seed gives the year-end close no time and 
 reports none at all; they run on the last day of the month after the period close
 (year-end close, trial balance, budget variance) and nightly after the daily close
 (reconciliation).
+
+The month-end jobs are keyed by day, not by month: a run made by hand on the 10th (to
+close last month late) must not take the slot of the month's own run on its last day.
 """
 
 from __future__ import annotations
@@ -14,17 +17,33 @@ import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import DataError, IntegrityError
 
 from ledger.errors import LedgerStateError
 from ledger.models import Period
 from ledger.services import closing, reports
+from ledger.services.periods import EARLIEST, LATEST
 from ledger.subledgers import reconcile
 from scheduling.calendar import CalendarRule, Cron, RuleKind
-from scheduling.choices import KeyBy, Scope
+from scheduling.choices import Scope
 from scheduling.registry import JobError, Param, RetryPolicy, job
 
-# A refused posting or a period with drafts in it will not pass by retrying.
-LEDGER_RETRY = RetryPolicy(max_retries=3, non_retryable=(ValidationError, LedgerStateError))
+# Only what can pass is retried (a lost connection, a lock timeout): a refused posting, a
+# period with drafts in it, bad data or a bug fails at once and alerts.
+LEDGER_RETRY = RetryPolicy(
+    max_retries=3,
+    non_retryable=(
+        ValidationError,
+        LedgerStateError,
+        IntegrityError,
+        DataError,
+        ArithmeticError,
+        LookupError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    ),
+)
 LAST_DAY = CalendarRule(kind=RuleKind.LAST_DAY_OF_MONTH)
 COMMON = {"queue": "ledger", "scope": Scope.COMPANY, "retry": LEDGER_RETRY}
 
@@ -75,7 +94,6 @@ def daily_close(ctx) -> None:
     title="GL period close",
     schedule=Cron(minute="0", hour="22"),
     rule=LAST_DAY,
-    key_by=KeyBy.MONTH,
     depends_on=["GL_DAILY_CLOSE"],
     **COMMON,
 )
@@ -96,7 +114,6 @@ def period_close(ctx) -> None:
     title="GL year-end close",
     schedule=Cron(minute="30", hour="23"),
     rule=LAST_DAY,
-    key_by=KeyBy.MONTH,  # companies' fiscal years end in different months
     depends_on=["GL_PERIOD_CLOSE"],
     **COMMON,
 )
@@ -121,11 +138,13 @@ def year_end_close(ctx) -> None:
     title="GL trial balance snapshot",
     schedule=Cron(minute="45", hour="23"),
     rule=LAST_DAY,
-    key_by=KeyBy.MONTH,
-    depends_on=["GL_PERIOD_CLOSE"],
+    # after the year-end close too, so a year-end month's snapshot includes its closing entry
+    depends_on=["GL_PERIOD_CLOSE", "GL_YEAR_END_CLOSE"],
     params={
-        "date_from": Param(datetime.date, default=None, help="default: the start of the fiscal year"),
-        "date_to": Param(datetime.date, default=None, help="default: the business date"),
+        "date_from": Param(
+            datetime.date, default=None, min=EARLIEST, max=LATEST, help="default: the start of the fiscal year"
+        ),
+        "date_to": Param(datetime.date, default=None, min=EARLIEST, max=LATEST, help="default: the business date"),
     },
     **COMMON,
 )
@@ -154,7 +173,6 @@ def trial_balance(ctx) -> None:
     title="GL budget against actual",
     schedule=Cron(minute="45", hour="23"),
     rule=LAST_DAY,
-    key_by=KeyBy.MONTH,
     depends_on=["GL_PERIOD_CLOSE"],
     **COMMON,
 )

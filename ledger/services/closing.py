@@ -129,7 +129,7 @@ class YearClosed:
     profit: Decimal
 
 
-def close_year(year: FiscalYear, *, user=None) -> YearClosed:
+def close_year(year: FiscalYear) -> YearClosed:
     """Zero every income and expense account into retained earnings with one balanced
     closing entry on the year's last day, then lock the year and its periods.
 
@@ -150,7 +150,9 @@ def close_year(year: FiscalYear, *, user=None) -> YearClosed:
         first = earlier.order_by("start_date").first()
         if first is not None:
             raise LedgerStateError(f"Close {first.name} first: years close in order.")
-        still_open = list(year.periods.open().order_by("start_date"))
+        # Locked, so a period cannot be reopened (and posted into) while its year closes.
+        year_periods = list(year.periods.select_for_update().order_by("start_date"))
+        still_open = [period for period in year_periods if period.status == PeriodStatus.OPEN]
         if still_open:
             labels = ", ".join(period.label for period in still_open)
             raise LedgerStateError(f"{year.name} has open periods: {labels}. Close them first.")
@@ -184,7 +186,7 @@ def close_year(year: FiscalYear, *, user=None) -> YearClosed:
             batch = posting.post_closing(company, entry)
             created = bool(batch.created)
             existing = JournalEntry.objects.get(pk=(batch.created or batch.existing)[0])
-            periods.restore_balances_from(year.periods.order_by("-start_date").first())
+            periods.restore_balances_from(year_periods[-1])
         now = timezone.now()
         year.status = PeriodStatus.LOCKED
         year.closed_at = now
@@ -193,10 +195,10 @@ def close_year(year: FiscalYear, *, user=None) -> YearClosed:
     return YearClosed(year, existing, created=created, profit=_profit(existing))
 
 
-def close_years_through(company: Company, day: datetime.date, *, user=None) -> list[YearClosed]:
+def close_years_through(company: Company, day: datetime.date) -> list[YearClosed]:
     """Close, in order, every unlocked fiscal year that ended on or before ``day``."""
     due = FiscalYear.objects.for_company(company).exclude(status=PeriodStatus.LOCKED).filter(end_date__lte=day)
-    return [close_year(year, user=user) for year in due.order_by("start_date")]
+    return [close_year(year) for year in due.order_by("start_date")]
 
 
 def _profit(entry: JournalEntry | None) -> Decimal:

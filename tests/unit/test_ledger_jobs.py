@@ -144,7 +144,11 @@ def test_fired_on_the_last_day_the_period_close_waits_for_that_days_daily_close(
     with time_machine.travel(datetime.datetime(2026, 11, 30, 22, 0, 10, tzinfo=UTC), tick=False):
         firing.fire_due()
     period_close = JobRun.objects.get(job__code="GL_PERIOD_CLOSE")
-    assert (period_close.run_key, period_close.company, period_close.status) == ("2026-11", company, RunStatus.WAITING)
+    assert (period_close.run_key, period_close.company, period_close.status) == (
+        "2026-11-30",
+        company,
+        RunStatus.WAITING,
+    )
     with time_machine.travel(datetime.datetime(2026, 11, 30, 23, 0, 10, tzinfo=UTC), tick=False):
         firing.fire_due()
         daily = JobRun.objects.get(job__code="GL_DAILY_CLOSE")
@@ -249,6 +253,7 @@ def test_the_trial_balance_job_stores_a_snapshot_of_the_year_to_date(month_end, 
     post(company, sale(chart, "100.00", datetime.date(2026, 3, 1)))
     run_job("GL_DAILY_CLOSE", NOV_30, company)
     run_job("GL_PERIOD_CLOSE", NOV_30, company)
+    run_job("GL_YEAR_END_CLOSE", NOV_30, company)  # no year ends in November: nothing to do
 
     run = run_job("GL_TRIAL_BALANCE", NOV_30, company)
 
