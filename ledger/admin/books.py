@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from ledger.admin.common import operate, period_label
+from ledger.admin.common import CompanyScoped, operate, period_label
 from ledger.models import (
     Account,
     FiscalYear,
@@ -15,7 +15,7 @@ from scheduling.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(CompanyScoped, admin.ModelAdmin):
     """Deleting an account with postings, or with children, shows Django's "protected"
     page: lines and children hold on to their account."""
 
@@ -36,14 +36,14 @@ class AccountAdmin(admin.ModelAdmin):
         return [*self.fields, "created_at", "updated_at"] if obj else self.fields
 
 
-class PeriodInline(ReadOnlyInline):
+class PeriodInline(CompanyScoped, ReadOnlyInline):
     model = Period
     fields = ["number", "start_date", "end_date", "status", "closed_at", "closed_by", "balances_at"]
     ordering = ["start_date"]
 
 
 @admin.register(FiscalYear)
-class FiscalYearAdmin(ReadOnlyAdmin):
+class FiscalYearAdmin(CompanyScoped, ReadOnlyAdmin):
     """Years and their periods are opened by posting into them, or by the company action."""
 
     list_display = ["name", "company", "start_date", "end_date", "status", "closed_at"]
@@ -54,7 +54,7 @@ class FiscalYearAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Period)
-class PeriodAdmin(ReadOnlyAdmin):
+class PeriodAdmin(CompanyScoped, ReadOnlyAdmin):
     """A period's status moves only through the actions, so a closed period always has
     its closing balances stored."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from ledger.admin.common import reason
+from ledger.admin.common import CompanyScoped, reason
 from ledger.errors import PostingError
 from ledger.models import (
     Company,
@@ -13,20 +13,27 @@ from ledger.models import (
 from ledger.services import chart, periods
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(CompanyScoped, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(Company)
-class CompanyAdmin(admin.ModelAdmin):
+class CompanyAdmin(CompanyScoped, admin.ModelAdmin):
     list_display = ["name", "slug", "base_currency", "timezone", "fiscal_year_start_month", "fiscal_year_start_day"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]
     inlines = [MembershipInline]
     actions = ["load_chart", "open_current_year"]
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and not request.user.is_superuser:
+            # Operators other than superusers see only their companies' books, so one who
+            # adds a company is its first member (after the inline, which may name them too).
+            Membership.objects.get_or_create(user=request.user, company=form.instance)
 
     @admin.action(description="Load the default chart of accounts", permissions=["change"])
     def load_chart(self, request, queryset):
@@ -51,7 +58,7 @@ class CompanyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(CompanyScoped, admin.ModelAdmin):
     list_display = ["user", "company", "created_at"]
     list_filter = ["company"]
     search_fields = ["user__username", "user__email", "company__name"]

@@ -12,7 +12,7 @@ from django.db.models import Q, Sum
 from django.forms.models import BaseInlineFormSet
 
 from ledger import currencies
-from ledger.admin.common import entry_link, operate
+from ledger.admin.common import CompanyScoped, entry_link, operate
 from ledger.errors import PostingError
 from ledger.models import (
     EntryStatus,
@@ -118,7 +118,7 @@ class DraftLineFormSet(BaseInlineFormSet):
             raise ValidationError(exc.messages) from exc
 
 
-class JournalLineInline(admin.TabularInline):
+class JournalLineInline(CompanyScoped, admin.TabularInline):
     """Editable while the entry is a draft (or being added), read-only once posted. The
     lines are part of their entry, so the entry's permissions decide."""
 
@@ -188,7 +188,7 @@ ENTRY_RECORD = [
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(admin.ModelAdmin):
+class JournalEntryAdmin(CompanyScoped, admin.ModelAdmin):
     """Drafts are added and edited here, lines and all; posting and reversing are actions.
     The period follows from the date and the company-currency amounts from the lines:
     the service works both out when it saves."""

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 
-from ledger.admin.common import period_label
+from ledger.admin.common import CompanyScoped, in_companies, period_label
 from ledger.models import (
     Budget,
     BudgetVariance,
@@ -21,13 +21,14 @@ from scheduling.admin import ReadOnlyAdmin
 
 
 class BudgetPeriodFilter(admin.SimpleListFilter):
-    """Periods with their company, narrowed to the company filtered on; one query."""
+    """The operator's periods with their company, narrowed to the company filtered on; one query."""
 
     title = "period"
     parameter_name = "period"
 
     def lookups(self, request, model_admin):
         found = Period.objects.select_related("company", "fiscal_year").order_by("company__slug", "start_date")
+        found = in_companies(found, request.user)
         company = request.GET.get("company__id__exact")
         if company and company.isdigit():
             found = found.filter(company_id=company)
@@ -53,7 +54,7 @@ class BudgetForm(forms.ModelForm):
 
 
 @admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin):
+class BudgetAdmin(CompanyScoped, admin.ModelAdmin):
     form = BudgetForm
     list_display = ["account", "period", "company", "amount"]
     list_editable = ["amount"]
@@ -64,7 +65,7 @@ class BudgetAdmin(admin.ModelAdmin):
 
 
 @admin.register(BudgetVariance)
-class BudgetVarianceAdmin(ReadOnlyAdmin):
+class BudgetVarianceAdmin(CompanyScoped, ReadOnlyAdmin):
     list_display = ["account", "period", "company", "budget", "actual", "variance", "percentage", "favourable"]
     list_filter = ["company", "favourable"]
     list_select_related = ["account", "period__fiscal_year", "company"]
@@ -72,7 +73,7 @@ class BudgetVarianceAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DailyTotal)
-class DailyTotalAdmin(ReadOnlyAdmin):
+class DailyTotalAdmin(CompanyScoped, ReadOnlyAdmin):
     list_display = ["date", "company", "entries", "lines", "debit", "credit", "balanced", "stale_drafts", "recorded_at"]
     list_filter = ["company", "balanced"]
     list_select_related = ["company"]
@@ -80,7 +81,7 @@ class DailyTotalAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PeriodBalance)
-class PeriodBalanceAdmin(ReadOnlyAdmin):
+class PeriodBalanceAdmin(CompanyScoped, ReadOnlyAdmin):
     list_display = ["account", "period", "company", "debit", "credit", "closing"]
     list_filter = ["company"]
     list_select_related = ["account", "period__fiscal_year", "company"]
@@ -89,7 +90,7 @@ class PeriodBalanceAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TrialBalanceSnapshot)
-class TrialBalanceSnapshotAdmin(ReadOnlyAdmin):
+class TrialBalanceSnapshotAdmin(CompanyScoped, ReadOnlyAdmin):
     list_display = ["__str__", "company", "debit", "credit", "balanced", "created_at"]
     list_filter = ["company", "balanced"]
     list_select_related = ["company"]
@@ -112,7 +113,7 @@ class TrialBalanceSnapshotAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Reconciliation)
-class ReconciliationAdmin(ReadOnlyAdmin):
+class ReconciliationAdmin(CompanyScoped, ReadOnlyAdmin):
     list_display = [
         "account",
         "as_of",

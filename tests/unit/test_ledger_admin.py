@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from ledger.models import (
@@ -21,6 +22,8 @@ from ledger.models import (
     EntryStatus,
     FiscalYear,
     JournalEntry,
+    JournalLine,
+    Membership,
     Period,
     PeriodBalance,
     PeriodStatus,
@@ -28,8 +31,9 @@ from ledger.models import (
     TrialBalanceSnapshot,
 )
 from ledger.services import periods, posting, reports
+from ledger.services.chart import load_default_chart
 from ledger.services.posting import Entry, Line
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, CompanyFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -584,3 +588,182 @@ def test_budgets_are_edited_from_the_list(admin_client, company, chart, year):
     assert response.status_code == 302
     budget.refresh_from_db()
     assert budget.amount == Decimal(250)
+
+
+# --- Scoping to the operator's companies -------------------------------------------------------
+
+
+@pytest.fixture
+def operator(company):
+    """A staff user, not a superuser, who is a member of acme and holds every ledger permission."""
+    user = MembershipFactory(company=company, user__username="operator", user__is_staff=True).user
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="ledger"))
+    return user
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
+def two_books(company, chart, other_company, outsider):
+    """Acme's and rival's books side by side: a chart, a year, a posted entry and a draft each."""
+    load_default_chart(other_company)
+    rival = {a.code: a for a in Account.objects.for_company(other_company)}
+    for books, accounts in ((company, chart), (other_company, rival)):
+        periods.open_year(books, DAY)
+        posting.post(books, sale(accounts, reference=f"{books.slug}-posted"))
+        posting.create_draft(books, sale(accounts, "5.00", reference=f"{books.slug}-draft"))
+        Budget.objects.create(company=books, account=accounts["6200"], period=period_of(books, DAY), amount=1)
+    return rival
+
+
+DOES_NOT_EXIST = "doesn\N{RIGHT SINGLE QUOTATION MARK}t exist"  # Django's message, typographic apostrophe
+
+
+def listed(response) -> list:
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list)
+
+
+@pytest.mark.parametrize("model", [Company, Membership, Account, FiscalYear, Period, JournalEntry, Budget])
+def test_an_operator_lists_only_their_companys_rows(operator_client, company, two_books, model):
+    rows = listed(operator_client.get(url(model, "changelist")))
+
+    assert rows
+    assert {getattr(row, "company", row) for row in rows} == {company}
+
+
+@pytest.mark.parametrize("model", [Account, Period, JournalEntry])
+def test_a_superuser_lists_every_companys_rows(admin_client, company, other_company, two_books, model):
+    rows = listed(admin_client.get(url(model, "changelist")))
+
+    assert {row.company for row in rows} == {company, other_company}
+
+
+def test_the_filters_offer_only_the_operators_companies(operator_client, operator, company, other_company, two_books):
+    alone = operator_client.get(url(Budget, "changelist"))
+    MembershipFactory(user=operator, company=CompanyFactory(name="Beta Ltd", slug="beta"))
+    both = operator_client.get(url(Budget, "changelist"))
+
+    # With one company to choose from, Django leaves the company filter off.
+    (period_filter,) = alone.context["cl"].filter_specs
+    assert {label.split()[0] for _, label in period_filter.lookup_choices} == {"acme"}
+    company_filter, _ = both.context["cl"].filter_specs
+    assert [label for _, label in company_filter.lookup_choices] == [company.name, "Beta Ltd"]
+    assert other_company.name not in alone.content.decode() + both.content.decode()
+
+
+def test_another_companys_entry_does_not_exist_for_an_operator(operator_client, other_company, two_books):
+    entry = JournalEntry.objects.for_company(other_company).get(status=EntryStatus.POSTED)
+
+    for view in ("change", "delete", "history"):
+        response = operator_client.get(url(JournalEntry, view, entry.pk))
+
+        assert response.status_code == 302, view
+        assert response["Location"] == reverse("admin:index")
+        followed = operator_client.get(response["Location"])
+        assert any(DOES_NOT_EXIST in text for text in texts(followed)), view
+
+
+def test_another_company_does_not_exist_for_an_operator(operator_client, other_company):
+    response = operator_client.get(url(Company, "change", other_company.pk), follow=True)
+
+    assert response.redirect_chain[0][0] == reverse("admin:index")
+    assert any(DOES_NOT_EXIST in text for text in texts(response))
+
+
+def test_the_account_form_offers_only_the_operators_companies(operator_client, company, chart, other_company):
+    page = operator_client.get(url(Account, "add"))
+    refused = operator_client.post(url(Account, "add"), account_form(other_company))
+
+    form = page.context["adminform"].form
+    assert list(form.fields["company"].queryset) == [company]
+    assert list(form.fields["parent"].queryset) == list(Account.objects.for_company(company))
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["company"]
+    assert not Account.objects.filter(company=other_company).exists()
+
+
+def test_an_operator_cannot_use_another_companys_account_on_a_line(operator_client, company, two_books):
+    lines = [{"account": two_books["1100"].pk, "debit": "1.00"}, {"account": two_books["4100"].pk, "credit": "1.00"}]
+
+    response = operator_client.post(url(JournalEntry, "add"), {**entry_form(company), **lines_form(lines)})
+
+    assert response.status_code == 200
+    errors = response.context["inline_admin_formsets"][0].formset.errors
+    assert all("account" in line for line in errors[:2])
+    assert not JournalEntry.objects.filter(reference="ADJ-1").exists()
+
+
+def test_an_operator_writes_drafts_for_their_company(operator_client, operator, company, chart):
+    lines = [{"account": chart["6200"].pk, "debit": "10.00"}, {"account": chart["1100"].pk, "credit": "10.00"}]
+
+    response = operator_client.post(url(JournalEntry, "add"), {**entry_form(company), **lines_form(lines)})
+
+    assert response.status_code == 302
+    assert JournalEntry.objects.get(reference="ADJ-1").created_by == operator
+
+
+def test_an_operator_cannot_close_another_companys_period(operator_client, company, other_company, two_books):
+    theirs = period_of(other_company, datetime.date(2026, 1, 1))
+
+    response = act(operator_client, Period, "close_periods", theirs)
+
+    assert texts(response) == ["Close: 0 done"]
+    theirs.refresh_from_db()
+    assert theirs.status == PeriodStatus.OPEN
+
+
+def test_an_operators_actions_run_only_on_their_companys_rows(operator_client, company, other_company, two_books):
+    drafts = JournalEntry.objects.drafts().order_by("company__slug")
+
+    response = act(operator_client, JournalEntry, "post_drafts", *drafts)
+
+    assert texts(response) == ["Post: 1 done"]
+    assert dict(drafts.model.objects.filter(reference__endswith="-draft").values_list("company__slug", "status")) == {
+        "acme": EntryStatus.POSTED,
+        "rival": EntryStatus.DRAFT,
+    }
+
+
+def autocomplete(client, model, field: str, term: str = "") -> list[int]:
+    query = {"app_label": "ledger", "model_name": model._meta.model_name, "field_name": field, "term": term}
+    response = client.get(reverse("admin:autocomplete"), query)
+    assert response.status_code == 200
+    return sorted(int(result["id"]) for result in response.json()["results"])
+
+
+def test_autocomplete_answers_only_the_operators_rows(operator_client, company, chart, two_books):
+    assert autocomplete(operator_client, JournalLine, "account", "1100") == [chart["1100"].pk]
+    assert autocomplete(operator_client, Account, "parent", "Assets") == [chart["1000"].pk]
+    assert autocomplete(operator_client, Account, "company") == [company.pk]
+    assert autocomplete(operator_client, Budget, "period") == sorted(
+        Period.objects.for_company(company).values_list("pk", flat=True)
+    )
+
+
+def test_autocomplete_answers_every_company_for_a_superuser(admin_client, chart, two_books):
+    assert autocomplete(admin_client, JournalLine, "account", "1100") == [chart["1100"].pk, two_books["1100"].pk]
+
+
+def test_a_company_an_operator_adds_has_them_as_a_member(operator_client, operator):
+    data = {
+        "name": "Newco Ltd",
+        "slug": "newco",
+        "base_currency": "GBP",
+        "timezone": "Europe/London",
+        "fiscal_year_start_month": "1",
+        "fiscal_year_start_day": "1",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+    }
+
+    response = operator_client.post(url(Company, "add"), data)
+
+    assert response.status_code == 302
+    assert Membership.objects.filter(user=operator, company__slug="newco").exists()
