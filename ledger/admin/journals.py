@@ -19,7 +19,7 @@ from ledger.models import (
     JournalEntry,
     JournalLine,
 )
-from ledger.services import posting
+from ledger.services import balances, posting
 
 
 class DraftLineForm(forms.ModelForm):
@@ -264,9 +264,8 @@ class JournalEntryAdmin(CompanyScoped, admin.ModelAdmin):
         sums = obj.lines.aggregate(
             debit=Sum("amount", filter=Q(amount__gt=0)), credit=Sum("amount", filter=Q(amount__lt=0))
         )
-        cent = Decimal(1).scaleb(-obj.company.minor_units)
-        debit = (sums["debit"] or Decimal(0)).quantize(cent)
-        credit = -(sums["credit"] or Decimal(0)).quantize(cent)
+        debit = balances.in_minor_units(sums["debit"], obj.company)
+        credit = balances.in_minor_units(-(sums["credit"] or Decimal(0)), obj.company)
         text = f"debits {debit} and credits {credit} {obj.company.base_currency}"
         return text if debit == credit else f"{text}: out by {abs(debit - credit)}"
 
@@ -297,7 +296,12 @@ class JournalEntryAdmin(CompanyScoped, admin.ModelAdmin):
     @admin.action(description="Delete selected drafts", permissions=["delete"])
     def delete_drafts(self, request, queryset):
         kept = queryset.exclude(status=EntryStatus.DRAFT).count()
-        deleted = queryset.drafts().count()
-        queryset.drafts().delete()
-        message = f"Deleted {deleted} drafts" + (f"; {kept} posted entries kept (reverse them instead)" if kept else "")
+        with transaction.atomic():
+            # Locked first: Django deletes by primary key, and a draft posted between its
+            # read and its delete would otherwise go as a posted entry.
+            drafts = list(queryset.drafts().select_for_update().values_list("pk", flat=True))
+            JournalEntry.objects.filter(pk__in=drafts, status=EntryStatus.DRAFT).delete()
+        message = f"Deleted {len(drafts)} drafts" + (
+            f"; {kept} posted entries kept (reverse them instead)" if kept else ""
+        )
         self.message_user(request, message, messages.WARNING if kept else messages.SUCCESS)

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from decimal import Decimal
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
@@ -67,9 +66,7 @@ def _xlsx(tb: TrialBalance) -> bytes:
         cell.font = Font(bold=True)
     first = 4
     for row in tb.rows:
-        sheet.append(
-            [row.code, row.name, row.type, *(_number(v) for v in (row.opening, row.debit, row.credit, row.closing))]
-        )
+        sheet.append([row.code, row.name, row.type, row.opening, row.debit, row.credit, row.closing])
         for cell in sheet[sheet.max_row][:2]:
             cell.data_type = "s"  # an account named "=..." is text, never a formula
     last = sheet.max_row
@@ -93,8 +90,3 @@ def _xlsx(tb: TrialBalance) -> bytes:
 def _text(value: str) -> str:
     """A name a spreadsheet would read as a formula gets a leading quote."""
     return f"'{value}" if value.startswith(FORMULA_STARTS) else value
-
-
-def _number(value: Decimal) -> float | int:
-    # Excel stores numbers as doubles; two-decimal amounts below 10^13 survive exactly.
-    return int(value) if value == value.to_integral_value() else float(value)
