@@ -1,5 +1,7 @@
 """ISO 4217 currency codes in circulation, with their minor units (decimal places)."""
 
+from decimal import Decimal
+
 _TWO_DECIMALS = """
 AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP BYN BZD
 CAD CDF CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD
@@ -18,3 +20,8 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 CHOICES = [(code, code) for code in sorted(MINOR_UNITS)]
+
+
+def quantum(places: int) -> Decimal:
+    """The smallest step of an amount with ``places`` decimals: 0.01 for two, 1 for none."""
+    return Decimal(1).scaleb(-places)

@@ -156,7 +156,7 @@ def money(value: Decimal | None, currency: str) -> str | None:
     """``value`` as a string with ``currency``'s decimal places: "12.30" GBP, "1200" JPY."""
     if value is None:
         return None
-    return str(value.quantize(Decimal(1).scaleb(-currencies.MINOR_UNITS.get(currency, 3))))
+    return str(value.quantize(currencies.quantum(currencies.MINOR_UNITS.get(currency, 3))))
 
 
 class CompanyMoney:

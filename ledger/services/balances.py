@@ -17,6 +17,7 @@ from itertools import pairwise
 
 from django.db.models import Q, Sum
 
+from ledger import currencies
 from ledger.models import Account, Company, JournalLine, Period, PeriodBalance
 from ledger.services.periods import EARLIEST, LATEST
 
@@ -188,4 +189,4 @@ def in_minor_units(value: Decimal | None, company: Company) -> Decimal:
 def _step(company: Company) -> Decimal:
     """Amounts come back in the company currency's minor units on every database
     (PostgreSQL's numeric keeps the column's three places, SQLite none)."""
-    return Decimal(1).scaleb(-company.minor_units)
+    return currencies.quantum(company.minor_units)

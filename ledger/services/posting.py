@@ -534,7 +534,7 @@ def _money(value, places: int, currency: str, name: str) -> Decimal:
         raise ValueError(f"{name} {value!r} is not a number")
     if abs(amount) >= MAX_AMOUNT:
         raise ValueError(f"{name} {amount} is too large")
-    step = Decimal(1).scaleb(-places)
+    step = currencies.quantum(places)
     if amount != amount.quantize(step):
         raise ValueError(f"{name} {amount} has more decimal places than {currency} allows ({places})")
     return amount.quantize(step)
