@@ -72,7 +72,7 @@ class _DryRun(Exception):
 
 def _write_draft(draft: JournalEntry, entry: posting.Entry, *, user=None) -> JournalEntry:
     if draft.pk:
-        return posting.update_draft(draft, entry, user=user)
+        return posting.update_draft(draft, entry)
     return posting.create_draft(draft.company, entry, user=user)
 
 

@@ -224,7 +224,7 @@ class JournalEntryViewSet(viewsets.ModelViewSet):
         given = EntryInputSerializer(draft, data=request.data, partial=partial, context=self.get_serializer_context())
         given.is_valid(raise_exception=True)
         try:
-            posting.update_draft(draft, given.entry(posting.draft_as_entry(draft)), user=request.user)
+            posting.update_draft(draft, given.entry(posting.draft_as_entry(draft)))
         except PostingError as exc:
             if "status" in exc.message_dict:  # posted by another request since we looked
                 raise Conflict(" ".join(exc.message_dict["status"])) from exc

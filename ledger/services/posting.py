@@ -115,7 +115,7 @@ def create_draft(company: Company, entry: Entry, *, user=None) -> JournalEntry:
     return draft
 
 
-def update_draft(draft: JournalEntry, entry: Entry, *, user=None) -> JournalEntry:
+def update_draft(draft: JournalEntry, entry: Entry) -> JournalEntry:
     """Replace a draft's date, texts and lines."""
     with transaction.atomic():
         draft = _locked(draft)
