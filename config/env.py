@@ -50,6 +50,12 @@ VARIABLES: dict[str, Variable] = {
             "",
             "Django's signing key; required in distributed mode, generated into the var directory in embedded mode.",
         ),
+        Variable(
+            "SECRETS_KEYS",
+            "",
+            "Comma-separated Fernet keys encrypting stored secrets (webhook secrets, tokens), newest first; unset "
+            "means one derived from SECRET_KEY.",
+        ),
         Variable("DEBUG", "false", "Django debug pages. Never true in production."),
         Variable(
             "ALLOWED_HOSTS",
@@ -144,6 +150,22 @@ VARIABLES: dict[str, Variable] = {
             "What the daily GL close does with stale drafts: flag (mark them for review) or post (post the valid ones, "
             "flag the rest).",
         ),
+        # Notifications
+        Variable("NOTIFY_MAX_ATTEMPTS", "6", "Attempts an email or webhook delivery gets before it is marked failed."),
+        Variable(
+            "NOTIFY_RETRY_BACKOFF",
+            "30",
+            "Seconds before a delivery's first retry; each retry doubles it (with jitter) up to "
+            "NOTIFY_RETRY_BACKOFF_MAX.",
+        ),
+        Variable("NOTIFY_RETRY_BACKOFF_MAX", "3600", "Longest wait between two attempts of a delivery, in seconds."),
+        Variable("NOTIFY_WEBHOOK_TIMEOUT", "10", "Seconds a webhook endpoint gets to answer before the attempt fails."),
+        Variable(
+            "NOTIFY_WEBHOOK_DISABLE_AFTER",
+            "5",
+            "Deliveries in a row that fail all their attempts before a webhook endpoint is disabled and staff alerted.",
+        ),
+        Variable("NOTIFY_DELIVERY_CHUNK", "500", "Deliveries one delivery task sends."),
         # Email
         Variable(
             "EMAIL_URL",

@@ -51,6 +51,7 @@ if MODE == "distributed":
     SECRET_KEY = env.text("SECRET_KEY")
 else:
     SECRET_KEY = env.text("SECRET_KEY", "") or _embedded_secret("secret_key")
+SECRETS_KEYS = env.listing("SECRETS_KEYS", [])
 ALLOWED_HOSTS = env.listing("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.listing("CSRF_TRUSTED_ORIGINS", [])
 
@@ -306,8 +307,8 @@ BEAT_LEASE_SECONDS = env.integer("BEAT_LEASE_SECONDS", 30, minimum=5)
 JOB_LOG_RETENTION_DAYS = env.integer("JOB_LOG_RETENTION_DAYS", 90, minimum=1)
 JOB_MISSED_GRACE = env.integer("JOB_MISSED_GRACE", 300, minimum=30)
 METRICS_TOKEN = env.text("METRICS_TOKEN", "")
-JOB_MODULES: list[str] = []  # modules declaring jobs besides each app's jobs.py
-JOB_ALERT_DELIVERY = "scheduling.services.alerts.email_staff"  # the notifications app replaces this
+JOB_MODULES: list[str] = ["config.jobs"]  # modules declaring jobs besides each app's jobs.py
+JOB_ALERT_DELIVERY = "notifications.alerts.deliver_job_alert"  # the job layer hands its alerts over here
 
 # --- Ledger ---------------------------------------------------------------------------
 
@@ -315,6 +316,18 @@ LEDGER_STALE_DRAFT_DAYS = env.integer("LEDGER_STALE_DRAFT_DAYS", 3, minimum=0)
 LEDGER_STALE_DRAFT_ACTION = env.text("LEDGER_STALE_DRAFT_ACTION", "flag")
 if LEDGER_STALE_DRAFT_ACTION not in ("flag", "post"):
     raise ImproperlyConfigured("LEDGER_STALE_DRAFT_ACTION must be flag or post.")
+
+# --- Notifications ----------------------------------------------------------------------
+
+NOTIFY_MAX_ATTEMPTS = env.integer("NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+NOTIFY_RETRY_BACKOFF = env.number("NOTIFY_RETRY_BACKOFF", 30, minimum=0, integer=False)
+NOTIFY_RETRY_BACKOFF_MAX = env.number("NOTIFY_RETRY_BACKOFF_MAX", 3600, minimum=0, integer=False)
+if NOTIFY_RETRY_BACKOFF_MAX >= CELERY_VISIBILITY_TIMEOUT:
+    # A countdown longer than the visibility timeout gets the message handed out twice.
+    raise ImproperlyConfigured("NOTIFY_RETRY_BACKOFF_MAX must be below CELERY_VISIBILITY_TIMEOUT")
+NOTIFY_WEBHOOK_TIMEOUT = env.number("NOTIFY_WEBHOOK_TIMEOUT", 10, minimum=0.1, integer=False)
+NOTIFY_WEBHOOK_DISABLE_AFTER = env.integer("NOTIFY_WEBHOOK_DISABLE_AFTER", 5, minimum=1)
+NOTIFY_DELIVERY_CHUNK = env.integer("NOTIFY_DELIVERY_CHUNK", 500, minimum=1)
 
 # --- Email ----------------------------------------------------------------------------
 

@@ -16,4 +16,4 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 HEALTH_WORKER_TIMEOUT = 0.2
 STATIC_ROOT = None  # tests serve no collected static files; whitenoise would warn about the folder
-JOB_MODULES = ["tests.jobs"]  # throw-away jobs the tests run
+JOB_MODULES = [*JOB_MODULES, "tests.jobs"]  # noqa: F405 (and throw-away jobs the tests run)

@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from config import bulk
 from ledger import currencies
 from ledger.errors import PostingError
 from ledger.models import Account, Company, EntryStatus, JournalEntry, JournalLine, Period, PeriodStatus, Source
@@ -292,7 +293,7 @@ def _insert_columns(
     for start in range(0, len(prepared), INSERT_BATCH):
         batch = prepared[start : start + INSERT_BATCH]
         n = len(batch)
-        entry_ids = _unnest_insert(
+        entry_ids = bulk.insert_columns(
             JournalEntry,
             {
                 "company": [company.pk] * n,
@@ -312,8 +313,9 @@ def _insert_columns(
                 "posted_at": [now] * n,
             },
         )
+        entry_ids = [entry_id for (entry_id,) in entry_ids]
         lines = [(entry_id, p, line) for entry_id, p in zip(entry_ids, batch, strict=True) for line in p.lines]
-        _unnest_insert(
+        bulk.insert_columns(
             JournalLine,
             {
                 "entry": [entry_id for entry_id, _p, _line in lines],
@@ -328,23 +330,10 @@ def _insert_columns(
                 "amount": [line[4] for _id, _p, line in lines],
                 "party": [line[0].party for _id, _p, line in lines],
             },
-            returning=False,
+            returning=(),
         )
         ids.extend(entry_ids)
     return ids
-
-
-def _unnest_insert(model, columns: dict[str, list], *, returning: bool = True) -> list[int]:
-    """Insert rows given column by column; the new ids in the order given (PostgreSQL
-    returns an INSERT … SELECT's rows in the order it inserts them, which Django's own
-    bulk_create relies on too)."""
-    fields = [model._meta.get_field(name) for name in columns]
-    names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-    sql = f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({names}) SELECT * FROM UNNEST({arrays})"
-    with connection.cursor() as cursor:
-        cursor.execute(sql + (" RETURNING id" if returning else ""), list(columns.values()))
-        return [row[0] for row in cursor.fetchall()] if returning else []
 
 
 def _entry_row(company: Company, p: _Prepared, *, status: str, user, now: datetime.datetime) -> JournalEntry:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -136,32 +134,10 @@ def blocked(run: JobRun, reason: str) -> None:
 
 
 def deliver(alert_id: int) -> None:
-    """Hand the alert to the configured delivery (email to staff until notifications exists)."""
+    """Hand the alert to ``settings.JOB_ALERT_DELIVERY`` (the notifications app: staff get it
+    in the app and by email). The job layer imports no other app; the setting wires it."""
     alert = JobAlert.objects.select_related("job", "run").filter(pk=alert_id, notified_at=None).first()
     if alert is None:
         return
     import_string(settings.JOB_ALERT_DELIVERY)(alert)
     JobAlert.objects.filter(pk=alert.pk).update(notified_at=timezone.now())
-
-
-def email_staff(alert: JobAlert) -> None:
-    recipients = list(
-        get_user_model()
-        .objects.filter(is_staff=True, is_active=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
-        .order_by("email")
-    )
-    if not recipients:
-        logger.warning("alert %s has no staff email address to go to", alert.pk)
-        return
-    lines = [alert.message, "", f"Job: {alert.job.code} ({alert.job.title})", f"Severity: {alert.severity}"]
-    if alert.run_id:
-        lines.append(f"Run: {alert.run_id} {alert.run.run_key} ({alert.run.status})")
-    lines.append("Acknowledge it in the admin under Scheduling > Job alerts.")
-    send_mail(
-        subject=f"[Countinghouse {alert.severity}] {alert.job.code}: {alert.get_cause_display()}",
-        message="\n".join(lines),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=recipients,
-    )

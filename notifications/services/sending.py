@@ -1,0 +1,294 @@
+"""The public face: ``notify`` one recipient, ``notify_many`` thousands.
+
+Both write the notifications in one statement that skips any whose dedupe key the company
+already holds (``ON CONFLICT DO NOTHING``), so a second call — a re-run, a redelivered
+message, another worker at the same moment — creates nothing. Each new notification gets a
+delivery per channel, decided here in memory from the preferences, quiet hours and webhook
+endpoints read once per call; the queued ones go to the delivery tasks in chunks after the
+transaction commits.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.utils import timezone
+
+from config import bulk
+from notifications import kinds
+from notifications.models import (
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    Preference,
+    Priority,
+    QuietHours,
+    WebhookEndpoint,
+    kind_validator,
+)
+from notifications.services.recipients import Recipient, recipient
+
+# Channels quiet hours hold back: the ones that interrupt someone. An in-app notice waits
+# in the inbox anyway.
+HELD_IN_QUIET_HOURS = frozenset({Channel.EMAIL, Channel.WEBHOOK})
+DEDUPE_KEY_LENGTH = Notification._meta.get_field("dedupe_key").max_length
+
+
+class NotifyError(ValueError):
+    """A call to notify that cannot be honoured: an unknown channel, a bad kind or key."""
+
+
+@dataclass
+class Message:
+    recipient: Recipient | models.Model
+    kind: str
+    context: dict = field(default_factory=dict)
+    company: models.Model | int | None = None
+    dedupe_key: str | None = None
+    channels: Sequence[str] | None = None
+    priority: str = Priority.NORMAL
+
+
+@dataclass
+class Outcome:
+    created: list[int] = field(default_factory=list)  # ids of the notifications created
+    skipped: int = 0  # already notified under their dedupe key
+    queued: int = 0  # deliveries handed to the delivery tasks
+    waiting: int = 0  # deliveries held by quiet hours
+    suppressed: int = 0  # deliveries a preference or a missing address stopped
+
+
+def notify(
+    to: Recipient | models.Model,
+    kind: str,
+    context: dict | None = None,
+    *,
+    company: models.Model | int | None = None,
+    dedupe_key: str | None = None,
+    channels: Sequence[str] | None = None,
+    priority: str = Priority.NORMAL,
+) -> Notification:
+    """Notify one recipient. Returns the notification, or the one already made under
+    ``dedupe_key`` (in which case nothing new is written or sent)."""
+    message = Message(to, kind, context or {}, company, dedupe_key, channels, priority)
+    outcome = notify_many([message])
+    if outcome.created:
+        return Notification.objects.get(pk=outcome.created[0])
+    return Notification.objects.get(company=_company_id(company), dedupe_key=dedupe_key)
+
+
+@dataclass
+class _Prepared:
+    to: Recipient
+    kind: str
+    data: dict
+    company_id: int | None
+    dedupe_key: str
+    channels: list[str]
+    priority: str
+
+
+def notify_many(messages: Iterable[Message]) -> Outcome:
+    """Notify many recipients at once: one insert for the notifications, one for their
+    deliveries, delivery queued in chunks after commit."""
+    prepared = _prepare(messages)
+    outcome = Outcome()
+    if not prepared:
+        return outcome
+    now = timezone.now()
+    with transaction.atomic():
+        rows = bulk.insert_columns(
+            Notification,
+            {
+                "company": [p.company_id for p in prepared],
+                "kind": [p.kind for p in prepared],
+                "priority": [p.priority for p in prepared],
+                "dedupe_key": [p.dedupe_key for p in prepared],
+                "user": [p.to.user_id for p in prepared],
+                "party_type": [p.to.party_type_id for p in prepared],
+                "party_id": [p.to.party_id for p in prepared],
+                "recipient_key": [p.to.key for p in prepared],
+                "recipient_name": [p.to.name[:200] for p in prepared],
+                "recipient_email": [p.to.email for p in prepared],
+                "channels": [p.channels for p in prepared],
+                "data": [p.data for p in prepared],
+                "subject": [""] * len(prepared),
+                "body": [""] * len(prepared),
+                "created_at": [now] * len(prepared),
+            },
+            returning=("id", "company", "dedupe_key"),
+            ignore_conflicts=True,
+        )
+        by_key = {(p.company_id, p.dedupe_key): p for p in prepared}
+        created = [(pk, by_key[(company_id, key)]) for pk, company_id, key in rows]
+        outcome.created = [pk for pk, _p in created]
+        outcome.skipped = len(prepared) - len(created)
+        if created:
+            _write_deliveries(created, now, outcome)
+    return outcome
+
+
+def _company_id(company: models.Model | int | None) -> int | None:
+    return getattr(company, "pk", company)
+
+
+def _prepare(messages: Iterable[Message]) -> list[_Prepared]:
+    prepared: list[_Prepared] = []
+    seen: set[tuple[int | None, str]] = set()
+    for message in messages:
+        kind_validator(message.kind)
+        if message.priority not in Priority.values:
+            raise NotifyError(f"priority must be one of {', '.join(Priority.values)}, not {message.priority!r}")
+        to = recipient(message.recipient)
+        registered = kinds.get(message.kind)
+        if message.channels is not None:
+            wanted = list(message.channels)
+        else:
+            wanted = list(registered.channels if registered else kinds.DEFAULT_CHANNELS)
+        unknown = set(wanted) - set(Channel.values)
+        if unknown:
+            raise NotifyError(f"unknown channels {sorted(unknown)}; choose from {', '.join(Channel.values)}")
+        if to.channels is not None:
+            wanted = [channel for channel in wanted if channel in to.channels]
+        key = message.dedupe_key or f"auto:{uuid.uuid4().hex}"
+        if len(key) > DEDUPE_KEY_LENGTH:
+            raise NotifyError(f"a dedupe key is at most {DEDUPE_KEY_LENGTH} characters")
+        company_id = _company_id(message.company)
+        if (company_id, key) in seen:
+            continue  # the same key twice in one call is one notification
+        seen.add((company_id, key))
+        if not isinstance(message.context, dict):
+            raise NotifyError("a notification's context is a mapping of names to values")
+        # Through JSON now, so a template renders what the row holds: dates and Decimals as text.
+        data = json.loads(json.dumps(message.context, cls=DjangoJSONEncoder))
+        prepared.append(
+            _Prepared(to, message.kind, data, company_id, key, list(dict.fromkeys(wanted)), message.priority)
+        )
+    return prepared
+
+
+class _Rules:
+    """Preferences, quiet hours and webhook endpoints of the companies in one call, read
+    once (each a query) and consulted per delivery in memory."""
+
+    def __init__(self, prepared: list[_Prepared]) -> None:
+        company_ids = {p.company_id for p in prepared} - {None}
+        self.preferences: dict[tuple[int | None, str], dict[tuple[str, str], bool]] = defaultdict(dict)
+        wanted_keys = {p.to.key for p in prepared}
+        preference_rows = Preference.objects.filter(
+            models.Q(company__in=company_ids) | models.Q(company__isnull=True)
+        ).values_list("company_id", "recipient_key", "kind", "channel", "enabled")
+        for company_id, key, kind, channel, enabled in preference_rows.iterator(chunk_size=5000):
+            if key in wanted_keys:
+                self.preferences[(company_id, key)][(kind, channel)] = enabled
+        self.quiet: dict[tuple[int, str], QuietHours] = {
+            (q.company_id, q.recipient_key): q for q in QuietHours.objects.filter(company__in=company_ids)
+        }
+        self.endpoints: dict[int, list[WebhookEndpoint]] = defaultdict(list)
+        for endpoint in WebhookEndpoint.objects.filter(company__in=company_ids, active=True).order_by("pk"):
+            self.endpoints[endpoint.company_id].append(endpoint)
+
+    def enabled(self, p: _Prepared, channel: str) -> bool:
+        for scope in ((p.company_id, p.to.key), (None, p.to.key)):
+            choices = self.preferences.get(scope)
+            if choices:
+                for kind in (p.kind, ""):
+                    if (kind, channel) in choices:
+                        return choices[(kind, channel)]
+        return True
+
+    def quiet_until(self, p: _Prepared, channel: str, now):
+        if p.company_id is None or p.priority == Priority.URGENT or channel not in HELD_IN_QUIET_HOURS:
+            return None
+        window = self.quiet.get((p.company_id, p.to.key)) or self.quiet.get((p.company_id, ""))
+        return window.release_at(now) if window else None
+
+
+def _write_deliveries(created: list[tuple[int, _Prepared]], now, outcome: Outcome) -> None:
+    rules = _Rules([p for _pk, p in created])
+    columns: dict[str, list] = defaultdict(list)
+
+    def add(notification_id: int, p: _Prepared, channel: str, status: str, when, error: str = "", endpoint=None):
+        columns["notification"].append(notification_id)
+        columns["company"].append(p.company_id)
+        columns["channel"].append(channel)
+        columns["endpoint"].append(endpoint)
+        columns["status"].append(status)
+        columns["next_attempt_at"].append(when)
+        columns["last_error"].append(error)
+
+    for pk, p in created:
+        for channel in p.channels:
+            if channel == Channel.WEBHOOK:
+                targets = [e.pk for e in rules.endpoints.get(p.company_id, ()) if e.receives(p.kind)]
+            else:
+                targets = [None]
+            for endpoint in targets:
+                reason = _suppression(p, channel, rules)
+                if reason:
+                    add(pk, p, channel, DeliveryStatus.SUPPRESSED, now, reason, endpoint)
+                    continue
+                release = rules.quiet_until(p, channel, now)
+                if release:
+                    add(pk, p, channel, DeliveryStatus.WAITING, release, "", endpoint)
+                else:
+                    add(pk, p, channel, DeliveryStatus.QUEUED, now, "", endpoint)
+    if not columns:
+        return
+    n = len(columns["notification"])
+    columns.update(
+        attempts=[0] * n,
+        claim=[""] * n,
+        claimed_at=[None] * n,
+        provider_message_id=[""] * n,
+        sent_at=[None] * n,
+        created_at=[now] * n,
+        updated_at=[now] * n,
+    )
+    rows = bulk.insert_columns(Delivery, dict(columns), returning=("id", "channel", "status", "endpoint"))
+    queued: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+    for pk, channel, status, endpoint in rows:
+        if status == DeliveryStatus.QUEUED:
+            queued[(channel, endpoint)].append(pk)
+            outcome.queued += 1
+        elif status == DeliveryStatus.WAITING:
+            outcome.waiting += 1
+        else:
+            outcome.suppressed += 1
+    if queued:
+        transaction.on_commit(lambda: dispatch(queued), robust=True)
+
+
+def _suppression(p: _Prepared, channel: str, rules: _Rules) -> str:
+    if not rules.enabled(p, channel):
+        return f"{p.to.key} turned {channel} off for {p.kind}"
+    if channel == Channel.EMAIL and not p.to.email:
+        return "no email address"
+    if channel == Channel.IN_APP and p.to.user_id is None:
+        return "no user to show it to"
+    return ""
+
+
+def dispatch(queued: dict[tuple[str, int | None], list[int]]) -> int:
+    """Hand deliveries to the delivery tasks: chunks per channel, and per endpoint for
+    webhooks, so a slow endpoint holds up only its own deliveries. Returns the tasks sent."""
+    from notifications import tasks
+
+    sent = 0
+    for (channel, _endpoint), ids in queued.items():
+        size = settings.NOTIFY_DELIVERY_CHUNK if channel != Channel.WEBHOOK else WEBHOOK_CHUNK
+        for start in range(0, len(ids), size):
+            tasks.deliver.delay(channel, ids[start : start + size])
+            sent += 1
+    return sent
+
+
+WEBHOOK_CHUNK = 25  # posts one task makes; an endpoint at its time-out holds a task that many times

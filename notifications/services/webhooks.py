@@ -1,0 +1,162 @@
+"""Webhook push: the JSON body, its signature, the POST, and switching off an endpoint
+that keeps failing.
+
+Each request carries
+
+    Countinghouse-Delivery: <delivery id>   (the same on every retry; dedupe on it)
+    Countinghouse-Event: <kind>
+    Countinghouse-Timestamp: <unix seconds>
+    Countinghouse-Signature: v1=<hex HMAC-SHA256 of "<timestamp>.<raw body>" keyed by the secret>
+
+A receiver recomputes the HMAC over the raw body, compares in constant time, and refuses a
+timestamp more than a few minutes old (a replay). The README has the snippet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from notifications.models import Delivery, DeliveryStatus, Notification, Priority, WebhookEndpoint
+
+SIGNATURE_HEADER = "Countinghouse-Signature"
+TIMESTAMP_HEADER = "Countinghouse-Timestamp"
+USER_AGENT = "Countinghouse-Webhooks/1"
+RESPONSE_KEPT = 300  # characters of a failing answer kept as the delivery's error
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"v1={digest}"
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str, *, tolerance: int = 300) -> bool:
+    """What a receiver does; the tests' receiver uses it, and the README shows it."""
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        return False
+    if abs(time.time() - sent_at) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, sent_at, body), signature)
+
+
+def payload(delivery: Delivery, notification: Notification) -> bytes:
+    return json.dumps(
+        {
+            "id": f"dlv_{delivery.pk}",
+            "notification": notification.pk,
+            "kind": notification.kind,
+            "company": notification.company_id,
+            "priority": notification.priority,
+            "created_at": notification.created_at,
+            "recipient": {
+                "key": notification.recipient_key,
+                "name": notification.recipient_name,
+                "email": notification.recipient_email,
+            },
+            "subject": notification.subject,
+            "body": notification.body,
+            "data": notification.data,
+        },
+        cls=DjangoJSONEncoder,
+        separators=(",", ":"),
+    ).encode()
+
+
+@dataclass(frozen=True)
+class Answer:
+    ok: bool
+    error: str = ""
+    message_id: str = ""
+    unreachable: bool = False  # no answer at all: the endpoint's other deliveries will fare no better now
+
+
+def post(endpoint: WebhookEndpoint, delivery: Delivery, body: bytes) -> Answer:
+    timestamp = int(time.time())
+    request = urllib.request.Request(
+        endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "Countinghouse-Delivery": f"dlv_{delivery.pk}",
+            "Countinghouse-Event": delivery.notification.kind,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(endpoint.secret, timestamp, body),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.NOTIFY_WEBHOOK_TIMEOUT) as response:
+            return Answer(True, message_id=response.headers.get("X-Request-Id", "") or f"http-{response.status}")
+    except urllib.error.HTTPError as error:
+        text = error.read(RESPONSE_KEPT).decode("utf-8", "replace")
+        return Answer(False, f"HTTP {error.code}: {text}".strip())
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        return Answer(False, f"no answer: {reason}", unreachable=True)
+
+
+def record_outcome(endpoint_id: int, *, delivered: bool, last_error: str = "") -> None:
+    """A delivery to the endpoint succeeded or finally failed: reset or count the failures,
+    and disable the endpoint at NOTIFY_WEBHOOK_DISABLE_AFTER."""
+    endpoints = WebhookEndpoint.objects.filter(pk=endpoint_id)
+    if delivered:
+        endpoints.exclude(consecutive_failures=0).update(consecutive_failures=0)
+        return
+    with transaction.atomic():
+        endpoints.update(consecutive_failures=F("consecutive_failures") + 1)
+        endpoint = endpoints.select_for_update().first()
+        if endpoint is None or not endpoint.active:
+            return
+        if endpoint.consecutive_failures < settings.NOTIFY_WEBHOOK_DISABLE_AFTER:
+            return
+        disable(endpoint, f"{endpoint.consecutive_failures} deliveries in a row failed; last: {last_error[:200]}")
+
+
+def disable(endpoint: WebhookEndpoint, reason: str) -> None:
+    """Switch the endpoint off, set aside what waits for it, and tell staff."""
+    from notifications.services import staff
+
+    now = timezone.now()
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        active=False, disabled_at=now, disabled_reason=reason[:300], updated_at=now
+    )
+    Delivery.objects.filter(endpoint=endpoint, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.WAITING]).update(
+        status=DeliveryStatus.SUPPRESSED, last_error="endpoint disabled", claim="", updated_at=now
+    )
+    staff.notify_staff(
+        "webhook_disabled",
+        {
+            "endpoint": endpoint.name,
+            "url": endpoint.url,
+            "company": str(endpoint.company),
+            "failures": endpoint.consecutive_failures,
+            "error": reason,
+        },
+        dedupe_key=f"webhook_disabled:{endpoint.pk}:{int(now.timestamp())}",
+        priority=Priority.HIGH,
+    )
+
+
+def enable(endpoint: WebhookEndpoint) -> None:
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        active=True, disabled_at=None, disabled_reason="", consecutive_failures=0, updated_at=timezone.now()
+    )
