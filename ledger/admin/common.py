@@ -16,7 +16,7 @@ from ledger.models import Company, Period
 
 
 def member_companies(user) -> QuerySet[Company]:
-    return Company.objects.filter(memberships__user=user)
+    return Company.objects.of_member(user)
 
 
 def _company_lookup(model: type[Model]) -> str | None:

@@ -33,10 +33,17 @@ class CompanyQuerySet(models.QuerySet):
         return self.filter(pk=getattr(company, "pk", company))
 
     def for_user(self, user) -> CompanyQuerySet:
+        """The companies ``user`` may read: their own, or all of them for staff."""
         if not user.is_authenticated:
             return self.none()
         if user.is_staff:
             return self.all()
+        return self.of_member(user)
+
+    def of_member(self, user) -> CompanyQuerySet:
+        """The companies ``user`` belongs to, staff or not: what they may change."""
+        if not user.is_authenticated:
+            return self.none()
         return self.filter(memberships__user=user)
 
 

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.secrets import SecretUnreadable
 from notifications.models import Channel, Delivery, DeliveryStatus, Notification, WebhookEndpoint
 from notifications.services import rendering, webhooks
 from notifications.services.rendering import RenderError
@@ -196,7 +197,12 @@ def _webhook(deliveries: list[Delivery]) -> dict[str, int]:
             delivery.last_error = "not tried: the endpoint gave no answer to this batch"
             retrying.append(delivery)
             continue
-        answer = webhooks.post(endpoint, delivery, webhooks.payload(delivery, delivery.notification))
+        try:
+            answer = webhooks.post(endpoint, delivery, webhooks.payload(delivery, delivery.notification))
+        except SecretUnreadable:
+            _fail(delivery, "the endpoint's secret cannot be decrypted (SECRETS_KEYS changed?): set it again", now)
+            failed += 1
+            continue
         if answer.ok:
             delivery.provider_message_id = answer.message_id[:255]
             sent.append(delivery)
@@ -313,11 +319,12 @@ def sweep(now: datetime.datetime | None = None) -> dict[str, int]:
         Delivery.objects.filter(pk__in=released, status=DeliveryStatus.WAITING).update(
             status=DeliveryStatus.QUEUED, updated_at=now
         )
-    abandoned = list(
-        Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=now - SENDING_STALE_AFTER)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:SWEEP_LIMIT]
+    stale = Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=now - SENDING_STALE_AFTER)
+    # A delivery that took its worker down at every attempt stops here, not every 15 minutes forever.
+    stale.filter(attempts__gte=settings.NOTIFY_MAX_ATTEMPTS).update(
+        status=DeliveryStatus.FAILED, claim="", last_error="its worker was lost at every attempt", updated_at=now
     )
+    abandoned = list(stale.order_by("pk").values_list("pk", flat=True)[:SWEEP_LIMIT])
     if abandoned:
         Delivery.objects.filter(pk__in=abandoned, status=DeliveryStatus.SENDING).update(
             status=DeliveryStatus.QUEUED, claim="", next_attempt_at=now, updated_at=now
