@@ -173,7 +173,11 @@ VARIABLES: dict[str, Variable] = {
             "Where email goes: smtp://user:pass@host:587 (smtp+tls:// for STARTTLS, smtp+ssl:// for TLS); "
             "consolemail:// prints it.",
         ),
-        Variable("DEFAULT_FROM_EMAIL", "countinghouse@localhost", "Sender of the platform's email (notifications and job alerts)."),
+        Variable(
+            "DEFAULT_FROM_EMAIL",
+            "countinghouse@localhost",
+            "Sender of the platform's email (notifications and job alerts).",
+        ),
         # make run / operators
         Variable("ADMIN_USERNAME", "admin", "Superuser created by make run / manage.py ensure_admin."),
         Variable("ADMIN_EMAIL", "admin@example.com", "Email of that superuser."),
