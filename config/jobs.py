@@ -10,7 +10,7 @@ from scheduling.registry import RetryPolicy, job
 
 
 @job(
-    "NOTIFY_DISPATCH",
+    "SYS_NOTIFY_DISPATCH",
     title="Notifications: release quiet-hours deliveries, requeue lost ones",
     queue="notifications",
     schedule=Cron(minute="*"),

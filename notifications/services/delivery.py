@@ -7,7 +7,7 @@ server down, an endpoint answering 500 or not at all) goes back to the queue wit
 exponential backoff and jitter until NOTIFY_MAX_ATTEMPTS; a template error fails at once.
 
 Anything the broker lost — a retry's message, a worker killed mid-send, a delivery whose
-quiet hours ended — is picked up by ``sweep``, which the NOTIFY_DISPATCH job runs every
+quiet hours ended — is picked up by ``sweep``, which the SYS_NOTIFY_DISPATCH job runs every
 minute.
 """
 
