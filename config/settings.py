@@ -212,6 +212,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CurrencyEnum": "ledger.currencies.CHOICES",
         "PeriodStatusEnum": "ledger.models.periods.PeriodStatus",
+        "DeliveryStatusEnum": "notifications.models.DeliveryStatus",
+        "ChannelEnum": "notifications.models.Channel",
     },
 }
 

@@ -17,6 +17,7 @@ class ObtainToken(ObtainAuthToken):
 api_v1 = [
     path("", include("scheduling.api")),
     path("", include("ledger.api")),
+    path("", include("notifications.api")),
     path("auth/token", ObtainToken.as_view(), name="auth-token"),
 ]
 

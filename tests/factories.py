@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import datetime
+
 import factory
 import factory.random
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from ledger.models import Account, AccountType, Company, Membership
 
@@ -45,3 +48,83 @@ class AccountFactory(factory.django.DjangoModelFactory):
     code = factory.Sequence(lambda n: f"9{n:03d}")
     name = factory.Sequence(lambda n: f"Account {n}")
     type = AccountType.ASSET
+
+
+# --- Notifications ---------------------------------------------------------------------
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    """A notification to a user, already in their inbox (its in-app delivery went out)."""
+
+    class Meta:
+        model = "notifications.Notification"
+
+    company = factory.SubFactory(CompanyFactory)
+    kind = "job_alert"
+    dedupe_key = factory.Sequence(lambda n: f"test:{n}")
+    user = factory.SubFactory(UserFactory)
+    recipient_key = factory.LazyAttribute(lambda n: f"user:{n.user.pk}" if n.user else "billing.customer:1")
+    recipient_name = factory.LazyAttribute(lambda n: n.user.username if n.user else "A customer")
+    recipient_email = factory.LazyAttribute(lambda n: n.user.email if n.user else "customer@example.com")
+    channels = factory.LazyFunction(lambda: ["in_app", "email"])
+    data = factory.LazyFunction(dict)
+    subject = factory.Sequence(lambda n: f"Notice {n}")
+    body = "Something happened."
+    rendered_at = factory.LazyFunction(timezone.now)
+    in_app_at = factory.LazyFunction(timezone.now)
+
+
+class DeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "notifications.Delivery"
+
+    notification = factory.SubFactory(NotificationFactory)
+    company = factory.SelfAttribute("notification.company")
+    channel = "email"
+    status = "sent"
+    attempts = 1
+
+
+class TemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "notifications.Template"
+
+    company = factory.SubFactory(CompanyFactory)
+    kind = factory.Sequence(lambda n: f"test_kind_{n}")
+    subject = "Hello {{ recipient_name }}"
+    body = "Body for {{ recipient_name }}."
+    html = ""
+    sample_data = factory.LazyFunction(lambda: {"recipient_name": "Ada"})
+
+
+class WebhookEndpointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "notifications.WebhookEndpoint"
+
+    company = factory.SubFactory(CompanyFactory)
+    name = factory.Sequence(lambda n: f"Endpoint {n}")
+    url = factory.Sequence(lambda n: f"https://hooks{n}.example.com/receive")
+    secret = "whsec_test_secret"
+    kinds = factory.LazyFunction(list)
+
+
+class PreferenceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "notifications.Preference"
+
+    company = factory.SubFactory(CompanyFactory)
+    recipient_key = factory.Sequence(lambda n: f"user:{n + 1000}")
+    kind = ""
+    channel = "email"
+    enabled = False
+
+
+class QuietHoursFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "notifications.QuietHours"
+
+    company = factory.SubFactory(CompanyFactory)
+    recipient_key = ""
+    start = datetime.time(22, 0)
+    end = datetime.time(7, 0)
+    timezone = "Europe/London"

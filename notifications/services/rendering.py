@@ -84,6 +84,22 @@ def render(source: Source | None, context: dict, kind: str = "") -> Rendered:
     return Rendered(subject, body.strip(), html)
 
 
+def check(text: str, *, html: bool = False) -> str | None:
+    """The error that stops ``text`` compiling, or None."""
+    try:
+        _compiled(text, html)
+    except TemplateSyntaxError as error:
+        return f"template error: {error}"
+    return None
+
+
+def sample_context(template: Template) -> dict:
+    """What a saved template's preview renders with: its sample data, or its kind's."""
+    registered = kinds.get(template.kind)
+    data = template.sample_data or (registered.sample_data if registered else {})
+    return {"kind": template.kind, "company": str(template.company or ""), **data}
+
+
 def context_of(notification: Notification, company_name: str = "") -> dict:
     """What a template sees: the notification's data and who it is for."""
     return {

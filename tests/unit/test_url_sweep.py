@@ -102,6 +102,28 @@ def ledger_reconciliation(company):
     return reconcile_account(account, datetime.date(2026, 11, 30)).pk
 
 
+def notification_delivery(company):
+    from tests.factories import DeliveryFactory, MembershipFactory
+
+    member = MembershipFactory(company=company).user
+    return DeliveryFactory(notification__company=company, notification__user=member, status="failed").pk
+
+
+def notification_to_member(company):
+    from notifications.models import Delivery
+
+    return Delivery.objects.get(pk=notification_delivery(company)).notification_id
+
+
+def notification_factory(name: str):
+    def make(company):
+        import tests.factories
+
+        return getattr(tests.factories, name)(company=company).pk
+
+    return make
+
+
 # route → how to name an object that belongs to the owner's company. The system routes are
 # staff-only; their objects are the platform's, reached here through a company's run.
 OWNED_OBJECT = {
@@ -125,6 +147,19 @@ OWNED_OBJECT = {
     "api/v1/ledger/budgets/<pk>": ledger_budget,
     "api/v1/ledger/trial-balance-snapshots/<pk>": ledger_snapshot,
     "api/v1/ledger/reconciliations/<pk>": ledger_reconciliation,
+    "api/v1/notifications/inbox/<pk>": notification_to_member,
+    "api/v1/notifications/inbox/<pk>/read": notification_to_member,
+    "api/v1/notifications/inbox/<pk>/unread": notification_to_member,
+    "api/v1/notifications/notifications/<pk>": notification_to_member,
+    "api/v1/notifications/deliveries/<pk>": notification_delivery,
+    "api/v1/notifications/deliveries/<pk>/resend": notification_delivery,
+    "api/v1/notifications/webhook-endpoints/<pk>": notification_factory("WebhookEndpointFactory"),
+    "api/v1/notifications/webhook-endpoints/<pk>/enable": notification_factory("WebhookEndpointFactory"),
+    "api/v1/notifications/webhook-endpoints/<pk>/rotate-secret": notification_factory("WebhookEndpointFactory"),
+    "api/v1/notifications/templates/<pk>": notification_factory("TemplateFactory"),
+    "api/v1/notifications/templates/<pk>/preview": notification_factory("TemplateFactory"),
+    "api/v1/notifications/preferences/<pk>": notification_factory("PreferenceFactory"),
+    "api/v1/notifications/quiet-hours/<pk>": notification_factory("QuietHoursFactory"),
 }
 
 
