@@ -335,6 +335,9 @@ NOTIFY_DELIVERY_CHUNK = env.integer("NOTIFY_DELIVERY_CHUNK", 500, minimum=1)
 
 _email = env.email("EMAIL_URL", "consolemail://")
 EMAIL_BACKEND = _email.pop("EMAIL_BACKEND")
+EMAIL_TIMEOUT = (
+    30  # a mail server that hangs fails the attempt instead of holding a worker; ?timeout= in EMAIL_URL wins
+)
 for _name, _value in _email.items():
     globals()[_name] = _value
 DEFAULT_FROM_EMAIL = env.text("DEFAULT_FROM_EMAIL", "countinghouse@localhost")

@@ -287,6 +287,8 @@ class QuietHours(models.Model):
         end_day = local.date() + datetime.timedelta(days=1) if wraps and clock >= self.start else local.date()
         # A wall-clock end that a DST jump skips resolves forward, as zoneinfo does for fold=0.
         end = datetime.datetime.combine(end_day, self.end, tzinfo=tz)
+        if end_day == local.date() and local.fold:
+            end = end.replace(fold=1)  # in the second pass of a repeated hour, the end that day is the second one
         return end.astimezone(datetime.UTC)
 
 

@@ -17,6 +17,7 @@ import datetime
 import logging
 import random
 import smtplib
+import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 STALE_AFTER = datetime.timedelta(minutes=10)  # queued this long past due: its message was lost
 SENDING_STALE_AFTER = datetime.timedelta(minutes=15)  # claimed this long ago: its worker died
+# Errors that mean no mail server is there to talk to (every SMTP error is an OSError, so
+# the test is narrower than that): the rest of the batch is not tried against it.
+UNREACHABLE = (ConnectionError, TimeoutError, socket.gaierror, smtplib.SMTPConnectError)
 SWEEP_LIMIT = 10_000  # per kind of leftover per sweep; the next minute takes the rest
 
 
@@ -87,11 +91,14 @@ def _render_all(deliveries: list[Delivery], *, html: bool) -> dict[int, renderin
             continue
         try:
             context = rendering.context_of(notification, names.get(notification.company_id, ""))
-            out[pk] = rendered = rendering.render(source, context, notification.kind)
+            out[pk] = rendered = rendering.render(source, context, notification.kind, html=html)
         except RenderError as error:
             out[pk] = error
             continue
-        if not notification.rendered_at:
+        if notification.rendered_at:
+            # Rendered before, for the inbox: the email says what the inbox shows; only its HTML is new.
+            out[pk] = rendering.Rendered(notification.subject, notification.body, rendered.html)
+        else:
             notification.subject, notification.body, notification.rendered_at = rendered.subject, rendered.body, now
             fresh.append(notification)
     if fresh:
@@ -125,6 +132,7 @@ def _in_app(deliveries: list[Delivery]) -> dict[str, int]:
 def _email(deliveries: list[Delivery]) -> dict[str, int]:
     rendered = _render_all(deliveries, html=True)
     sent, failed, retrying = [], 0, []
+    server_down = False
     now = timezone.now()
     connection = get_connection()
     try:
@@ -134,7 +142,13 @@ def _email(deliveries: list[Delivery]) -> dict[str, int]:
                 _fail(delivery, str(result), now)
                 failed += 1
                 continue
+            if server_down:
+                delivery.last_error = "not tried: the mail server did not answer this batch"
+                retrying.append(delivery)
+                continue
             message = _email_message(delivery, result, connection)
+            if timezone.now() - delivery.claimed_at > SENDING_STALE_AFTER / 2 and not _still_held(delivery):
+                continue  # a slow batch: the sweep took this one back and another task sends it
             try:
                 connection.open()  # kept open across the batch; reopened after a failure
                 connection.send_messages([message])
@@ -147,6 +161,9 @@ def _email(deliveries: list[Delivery]) -> dict[str, int]:
                 delivery.last_error = f"{type(error).__name__}: {error}"[:2000]
                 retrying.append(delivery)
                 connection.close()  # a broken session is not reused for the next message
+                if isinstance(error, UNREACHABLE):
+                    # No server to talk to: the rest of the batch would each wait out the time-out.
+                    server_down = True
                 continue
             delivery.provider_message_id = message.extra_headers["Message-ID"]
             sent.append(delivery)
@@ -155,6 +172,16 @@ def _email(deliveries: list[Delivery]) -> dict[str, int]:
     _mark_sent(sent, timezone.now())
     _retry_or_fail(retrying)
     return {"sent": len(sent), "failed": failed, "retrying": len(retrying)}
+
+
+def _still_held(delivery: Delivery) -> bool:
+    """Whether the task still holds ``delivery``; saying so keeps the sweep off it."""
+    now = timezone.now()
+    held = Delivery.objects.filter(pk=delivery.pk, claim=delivery.claim, status=DeliveryStatus.SENDING)
+    if not held.update(claimed_at=now):
+        return False
+    delivery.claimed_at = now
+    return True
 
 
 def _email_message(delivery: Delivery, rendered: rendering.Rendered, connection) -> EmailMultiAlternatives:
@@ -256,10 +283,12 @@ def _retry_or_fail(deliveries: list[Delivery]) -> list[Delivery]:
     final = [d for d in deliveries if d.attempts >= settings.NOTIFY_MAX_ATTEMPTS]
     for delivery in final:
         _fail(delivery, delivery.last_error, now)
+    # One delay per attempt count, so a batch that failed together is retried together, in one task.
+    delays = {attempts: round(backoff(attempts), 3) for attempts in {d.attempts for d in deliveries}}
     again: dict[float, list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
         if delivery.attempts < settings.NOTIFY_MAX_ATTEMPTS:
-            again[round(backoff(delivery.attempts), 3)].append(delivery)
+            again[delays[delivery.attempts]].append(delivery)
     for delay, batch in again.items():
         when = now + datetime.timedelta(seconds=delay)
         for delivery in batch:
@@ -295,6 +324,10 @@ def resend(delivery: Delivery) -> Delivery:
         raise NotResendable(f"delivery {delivery.pk} is {delivery.status}; only failed or suppressed ones are resent")
     if delivery.endpoint_id and not WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, active=True).exists():
         raise NotResendable(f"delivery {delivery.pk}'s webhook endpoint is disabled; enable it first")
+    if delivery.status == DeliveryStatus.SUPPRESSED and delivery.last_error != "endpoint disabled":
+        raise NotResendable(
+            f"delivery {delivery.pk} was suppressed: {delivery.last_error}; resending would ignore that"
+        )
     now = timezone.now()
     updated = Delivery.objects.filter(pk=delivery.pk, status=delivery.status).update(
         status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=now, last_error="", claim="", updated_at=now
@@ -317,7 +350,7 @@ def sweep(now: datetime.datetime | None = None) -> dict[str, int]:
     )
     if released:
         Delivery.objects.filter(pk__in=released, status=DeliveryStatus.WAITING).update(
-            status=DeliveryStatus.QUEUED, updated_at=now
+            status=DeliveryStatus.QUEUED, next_attempt_at=now, updated_at=now
         )
     stale = Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=now - SENDING_STALE_AFTER)
     # A delivery that took its worker down at every attempt stops here, not every 15 minutes forever.
@@ -329,15 +362,18 @@ def sweep(now: datetime.datetime | None = None) -> dict[str, int]:
         Delivery.objects.filter(pk__in=abandoned, status=DeliveryStatus.SENDING).update(
             status=DeliveryStatus.QUEUED, claim="", next_attempt_at=now, updated_at=now
         )
-    lost = Delivery.objects.filter(status=DeliveryStatus.QUEUED, next_attempt_at__lt=now - STALE_AFTER).exclude(
-        pk__in=released + abandoned
+    lost = list(
+        Delivery.objects.filter(status=DeliveryStatus.QUEUED, next_attempt_at__lt=now - STALE_AFTER)
+        .exclude(pk__in=released + abandoned)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:SWEEP_LIMIT]
     )
+    if lost:
+        # Due from now: sent to the queue again, it counts as lost only once STALE_AFTER passes again.
+        Delivery.objects.filter(pk__in=lost, status=DeliveryStatus.QUEUED).update(next_attempt_at=now, updated_at=now)
     queued: dict[tuple[str, int | None], list[int]] = defaultdict(list)
-    rows = Delivery.objects.filter(pk__in=released + abandoned).values_list("pk", "channel", "endpoint_id")
-    for pk, channel, endpoint in [
-        *rows,
-        *lost.order_by("pk").values_list("pk", "channel", "endpoint_id")[:SWEEP_LIMIT],
-    ]:
+    rows = Delivery.objects.filter(pk__in=released + abandoned + lost).order_by("pk")
+    for pk, channel, endpoint in rows.values_list("pk", "channel", "endpoint_id"):
         queued[(channel, endpoint)].append(pk)
     if queued:
         transaction.on_commit(lambda: dispatch(queued), robust=True)

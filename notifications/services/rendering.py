@@ -68,20 +68,20 @@ def sources(pairs: set[tuple[int | None, str]]) -> dict[tuple[int | None, str], 
     return found
 
 
-def render(source: Source | None, context: dict, kind: str = "") -> Rendered:
+def render(source: Source | None, context: dict, kind: str = "", *, html: bool = True) -> Rendered:
     """Render ``source`` with ``context``; any failure is a RenderError naming its cause."""
     if source is None:
         raise RenderError(f"no template for {kind!r}: add one in the admin under Notifications > Templates")
     try:
         subject = _compiled(source.subject, False).render(Context(context, autoescape=False))
         body = _compiled(source.body, False).render(Context(context, autoescape=False))
-        html = _compiled(source.html, True).render(Context(context)) if source.html else ""
+        html_part = _compiled(source.html, True).render(Context(context)) if html and source.html else ""
     except TemplateSyntaxError as error:
         raise RenderError(f"template error: {error}") from error
     except Exception as error:  # a filter or a value's __str__ failing in the middle of rendering
         raise RenderError(f"template error while rendering: {type(error).__name__}: {error}") from error
     subject = " ".join(subject.split())[:SUBJECT_LENGTH]  # a header is one line
-    return Rendered(subject, body.strip(), html)
+    return Rendered(subject, body.strip(), html_part)
 
 
 def check(text: str, *, html: bool = False) -> str | None:

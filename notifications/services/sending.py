@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
@@ -144,7 +145,10 @@ def _prepare(messages: Iterable[Message]) -> list[_Prepared]:
     prepared: list[_Prepared] = []
     seen: set[tuple[int | None, str]] = set()
     for message in messages:
-        kind_validator(message.kind)
+        try:
+            kind_validator(message.kind)
+        except ValidationError as error:
+            raise NotifyError(f"kind {message.kind!r}: {error.messages[0]}") from error
         if message.priority not in Priority.values:
             raise NotifyError(f"priority must be one of {', '.join(Priority.values)}, not {message.priority!r}")
         to = recipient(message.recipient)

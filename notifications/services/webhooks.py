@@ -88,6 +88,17 @@ class Answer:
     unreachable: bool = False  # no answer at all: the endpoint's other deliveries will fare no better now
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as the 3xx it is. Followed, urllib would turn the POST into a
+    GET without its body, and a 200 from wherever it lands would count as delivered."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def post(endpoint: WebhookEndpoint, delivery: Delivery, body: bytes) -> Answer:
     timestamp = int(time.time())
     request = urllib.request.Request(
@@ -104,7 +115,7 @@ def post(endpoint: WebhookEndpoint, delivery: Delivery, body: bytes) -> Answer:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=settings.NOTIFY_WEBHOOK_TIMEOUT) as response:
+        with _opener.open(request, timeout=settings.NOTIFY_WEBHOOK_TIMEOUT) as response:
             return Answer(True, message_id=response.headers.get("X-Request-Id", "") or f"http-{response.status}")
     except urllib.error.HTTPError as error:
         text = error.read(RESPONSE_KEPT).decode("utf-8", "replace")

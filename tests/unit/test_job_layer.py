@@ -13,6 +13,9 @@ from django.core import mail
 from django.core.cache import cache
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from notifications import tasks as notification_tasks
+from notifications.models import Notification
+from notifications.services import delivery as notification_delivery
 from scheduling import registry
 from scheduling.beat import Lease
 from scheduling.choices import CatchUp, Cause, RunStatus, Trigger
@@ -369,19 +372,30 @@ def test_a_previous_period_dependency_looks_at_the_day_before():
 # --- Alerts ------------------------------------------------------------------------------------
 
 
-def test_two_consecutive_failures_raise_one_alert_and_one_email(django_capture_on_commit_callbacks, staff):
+def test_two_consecutive_failures_raise_one_alert_and_one_email(django_capture_on_commit_callbacks, staff, monkeypatch):
+    queued = []  # the notifications worker's queue; the test plays the worker
+    monkeypatch.setattr(notification_tasks.deliver, "delay", lambda channel, ids: queued.append((channel, ids)))
     for n in range(3):
         with django_capture_on_commit_callbacks(execute=True):
             execute(request("TEST_FAIL", DAY + datetime.timedelta(days=n)))
         assert JobAlert.objects.exists() == (n > 0)
     alert = JobAlert.objects.get()
-    alerts.deliver(alert.pk)
-    alerts.deliver(alert.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts.deliver(alert.pk)
+    while queued:
+        with django_capture_on_commit_callbacks(execute=True):
+            notification_delivery.deliver(*queued.pop(0))
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts.deliver(alert.pk)
 
     assert (alert.cause, alert.occurrences) == (Cause.CONSECUTIVE_FAILURES, 2)
+    assert queued == []  # delivered once: the second call sends nothing new
     assert len(mail.outbox) == 1
     assert mail.outbox[0].subject == "[Countinghouse critical] TEST_FAIL: consecutive failures"
     assert mail.outbox[0].to == [staff.email]
+    inbox = Notification.objects.inbox(staff).get()
+    assert (inbox.kind, inbox.subject) == ("job_alert", mail.outbox[0].subject)
 
 
 def test_a_success_resolves_the_failure_alert_and_a_new_streak_raises_a_new_one():
