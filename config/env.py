@@ -161,6 +161,12 @@ VARIABLES: dict[str, Variable] = {
         Variable("NOTIFY_RETRY_BACKOFF_MAX", "3600", "Longest wait between two attempts of a delivery, in seconds."),
         Variable("NOTIFY_WEBHOOK_TIMEOUT", "10", "Seconds a webhook endpoint gets to answer before the attempt fails."),
         Variable(
+            "NOTIFY_WEBHOOK_ALLOW_PRIVATE",
+            "false",
+            "true lets webhook endpoints point at loopback, private and link-local addresses (a test receiver on "
+            "this machine); false refuses them.",
+        ),
+        Variable(
             "NOTIFY_WEBHOOK_DISABLE_AFTER",
             "5",
             "Deliveries in a row that fail all their attempts before a webhook endpoint is disabled and staff alerted.",

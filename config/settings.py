@@ -193,6 +193,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": AUTH_TOKEN_RATE},
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -328,6 +333,7 @@ if NOTIFY_RETRY_BACKOFF_MAX >= CELERY_VISIBILITY_TIMEOUT:
     # A countdown longer than the visibility timeout gets the message handed out twice.
     raise ImproperlyConfigured("NOTIFY_RETRY_BACKOFF_MAX must be below CELERY_VISIBILITY_TIMEOUT")
 NOTIFY_WEBHOOK_TIMEOUT = env.number("NOTIFY_WEBHOOK_TIMEOUT", 10, minimum=0.1, integer=False)
+NOTIFY_WEBHOOK_ALLOW_PRIVATE = env.boolean("NOTIFY_WEBHOOK_ALLOW_PRIVATE", False)
 NOTIFY_WEBHOOK_DISABLE_AFTER = env.integer("NOTIFY_WEBHOOK_DISABLE_AFTER", 5, minimum=1)
 NOTIFY_DELIVERY_CHUNK = env.integer("NOTIFY_DELIVERY_CHUNK", 500, minimum=1)
 

@@ -17,3 +17,4 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 HEALTH_WORKER_TIMEOUT = 0.2
 STATIC_ROOT = None  # tests serve no collected static files; whitenoise would warn about the folder
 JOB_MODULES = [*JOB_MODULES, "tests.jobs"]  # noqa: F405 (and throw-away jobs the tests run)
+NOTIFY_WEBHOOK_ALLOW_PRIVATE = True  # the tests' receivers listen on 127.0.0.1

@@ -288,6 +288,7 @@ class WebhookEndpointForm(forms.ModelForm):
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
         URLValidator(schemes=["http", "https"], message="Enter an http or https URL.")(url)
+        webhooks.validate_destination(url)
         return url
 
     def clean_kinds(self) -> list[str]:

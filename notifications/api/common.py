@@ -10,6 +10,7 @@ manager offers ``for_user(user)`` (the companies the user may read: members, sta
 from __future__ import annotations
 
 import copy
+import datetime
 
 import django_filters
 from django import forms
@@ -203,3 +204,21 @@ class StrictBooleanField(forms.NullBooleanField):
 
 class BooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
+
+
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 moment, turned to UTC here: an offset no database takes (past ±16:00 on
+    PostgreSQL) or a moment past the calendar's end is a 400, not a 500."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(datetime.UTC)
+        except (OverflowError, ValueError) as error:
+            raise DjangoValidationError("Enter a moment between the years 1 and 9999.", code="invalid") from error
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField

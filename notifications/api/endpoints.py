@@ -23,7 +23,11 @@ class WebhookEndpointSerializer(RowSerializer):
 
     company = CompanyField()
     url = serializers.URLField(
-        max_length=500, validators=[URLValidator(schemes=["http", "https"], message="Enter an http or https URL.")]
+        max_length=500,
+        validators=[
+            URLValidator(schemes=["http", "https"], message="Enter an http or https URL."),
+            webhooks.validate_destination,
+        ],
     )
     kinds = serializers.ListField(
         child=serializers.CharField(max_length=64, validators=[kind_validator]),

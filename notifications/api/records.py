@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import Conflict
-from notifications.api.common import BooleanFilter, CompanyFilterSet, MembersWrite, scoped
+from notifications.api.common import BooleanFilter, CompanyFilterSet, MembersWrite, UtcDateTimeFilter, scoped
 from notifications.models import (
     Channel,
     Delivery,
@@ -75,8 +75,8 @@ class NotificationSerializer(serializers.ModelSerializer):
 
 class NotificationFilter(CompanyFilterSet):
     priority = django_filters.ChoiceFilter(choices=Priority.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     read = BooleanFilter(field_name="read_at", lookup_expr="isnull", exclude=True, help_text="true: read only.")
 
     class Meta:

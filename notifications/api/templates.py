@@ -9,6 +9,8 @@ template's error, never a 500.
 
 from __future__ import annotations
 
+import json
+
 from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, viewsets
@@ -28,6 +30,7 @@ from notifications.api.common import (
 from notifications.models import Channel, Template, kind_validator
 from notifications.services import rendering
 from notifications.services.rendering import RenderError
+from notifications.services.sending import NUL
 
 PARTS = ("subject", "body", "html")
 
@@ -51,6 +54,8 @@ def preview(source: rendering.Source, context: dict) -> rendering.Rendered:
 def must_be_object(value) -> dict:
     if not isinstance(value, dict):
         raise serializers.ValidationError("An object of names and values.")
+    if NUL.search(json.dumps(value)):
+        raise serializers.ValidationError("A NUL character cannot be stored.")
     return value
 
 

@@ -21,7 +21,7 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -51,7 +51,16 @@ def deliver(channel: str, ids: Iterable[int]) -> dict[str, int]:
     if not claimed:
         return {"claimed": 0}
     handler = {Channel.IN_APP: _in_app, Channel.EMAIL: _email, Channel.WEBHOOK: _webhook}[channel]
-    results = handler(claimed)
+    try:
+        results = handler(claimed)
+    except Exception as error:
+        # Whatever this task still holds goes back with its error now, rather than to the
+        # sweep in 15 minutes with none (rows already recorded as sent hold no claim).
+        logger.exception("%s deliveries %s: %s", channel, [d.pk for d in claimed][:20], error)
+        for delivery in claimed:
+            delivery.last_error = f"{type(error).__name__}: {error}"[:2000]
+        _retry_or_fail(claimed)
+        raise
     return {"claimed": len(claimed), **results}
 
 
@@ -131,7 +140,7 @@ def _in_app(deliveries: list[Delivery]) -> dict[str, int]:
 
 def _email(deliveries: list[Delivery]) -> dict[str, int]:
     rendered = _render_all(deliveries, html=True)
-    sent, failed, retrying = [], 0, []
+    sent, failed, retrying, untried = [], 0, [], []
     server_down = False
     now = timezone.now()
     connection = get_connection()
@@ -143,8 +152,7 @@ def _email(deliveries: list[Delivery]) -> dict[str, int]:
                 failed += 1
                 continue
             if server_down:
-                delivery.last_error = "not tried: the mail server did not answer this batch"
-                retrying.append(delivery)
+                untried.append(delivery)
                 continue
             message = _email_message(delivery, result, connection)
             if timezone.now() - delivery.claimed_at > SENDING_STALE_AFTER / 2 and not _still_held(delivery):
@@ -153,8 +161,12 @@ def _email(deliveries: list[Delivery]) -> dict[str, int]:
                 connection.open()  # kept open across the batch; reopened after a failure
                 connection.send_messages([message])
             except smtplib.SMTPRecipientsRefused as error:
-                _fail(delivery, f"recipient refused: {error.recipients}"[:2000], now)
-                failed += 1
+                if any(code < 500 for code, _text in error.recipients.values()):
+                    delivery.last_error = f"recipient refused for now: {error.recipients}"[:2000]
+                    retrying.append(delivery)  # a 4xx (greylisting, a full mailbox) may pass
+                else:
+                    _fail(delivery, f"recipient refused: {error.recipients}"[:2000], now)
+                    failed += 1
                 continue
             except Exception as error:  # SMTP and socket errors alike: the server may recover
                 logger.warning("email delivery %s failed: %s", delivery.pk, error)
@@ -171,7 +183,8 @@ def _email(deliveries: list[Delivery]) -> dict[str, int]:
         connection.close()
     _mark_sent(sent, timezone.now())
     _retry_or_fail(retrying)
-    return {"sent": len(sent), "failed": failed, "retrying": len(retrying)}
+    _put_back(untried, "not tried: the mail server did not answer this batch")
+    return {"sent": len(sent), "failed": failed, "retrying": len(retrying) + len(untried)}
 
 
 def _still_held(delivery: Delivery) -> bool:
@@ -186,7 +199,7 @@ def _still_held(delivery: Delivery) -> bool:
 
 def _email_message(delivery: Delivery, rendered: rendering.Rendered, connection) -> EmailMultiAlternatives:
     notification = delivery.notification
-    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.body,
@@ -206,7 +219,7 @@ def _email_message(delivery: Delivery, rendered: rendering.Rendered, connection)
 
 def _webhook(deliveries: list[Delivery]) -> dict[str, int]:
     rendered = _render_all(deliveries, html=False)
-    sent, failed, retrying = [], 0, []
+    sent, failed, retrying, untried = [], 0, [], []
     unreachable: set[int] = set()
     now = timezone.now()
     for delivery in deliveries:
@@ -221,8 +234,7 @@ def _webhook(deliveries: list[Delivery]) -> dict[str, int]:
             continue
         if endpoint.pk in unreachable:
             # It gave no answer a moment ago; asking again now only holds the task up.
-            delivery.last_error = "not tried: the endpoint gave no answer to this batch"
-            retrying.append(delivery)
+            untried.append(delivery)
             continue
         try:
             answer = webhooks.post(endpoint, delivery, webhooks.payload(delivery, delivery.notification))
@@ -232,18 +244,24 @@ def _webhook(deliveries: list[Delivery]) -> dict[str, int]:
             continue
         if answer.ok:
             delivery.provider_message_id = answer.message_id[:255]
+            _mark_sent([delivery], timezone.now())  # at once: a POST made is not made again
             sent.append(delivery)
             continue
         delivery.last_error = answer.error[:2000]
+        if answer.permanent:
+            _fail(delivery, delivery.last_error, now)
+            failed += 1
+            webhooks.record_outcome(endpoint.pk, delivered=False, last_error=delivery.last_error)
+            continue
         retrying.append(delivery)
         if answer.unreachable:
             unreachable.add(endpoint.pk)
-    _mark_sent(sent, timezone.now())
     for endpoint_id in {d.endpoint_id for d in sent}:
         webhooks.record_outcome(endpoint_id, delivered=True)
     for delivery in _retry_or_fail(retrying):
         webhooks.record_outcome(delivery.endpoint_id, delivered=False, last_error=delivery.last_error)
-    return {"sent": len(sent), "failed": failed, "retrying": len(retrying)}
+    _put_back(untried, "not tried: the endpoint gave no answer to this batch")
+    return {"sent": len(sent), "failed": failed, "retrying": len(retrying) + len(untried)}
 
 
 # --- Recording --------------------------------------------------------------------------
@@ -303,6 +321,27 @@ def _retry_or_fail(deliveries: list[Delivery]) -> list[Delivery]:
         channel = batch[0].channel
         transaction.on_commit(lambda ids=ids, channel=channel, delay=delay: _queue_later(channel, ids, delay))
     return final
+
+
+def _put_back(deliveries: list[Delivery], reason: str) -> None:
+    """Deliveries a batch did not get to, because what they go to gave no answer just
+    before: queued again in a task of their own, without using an attempt, so neither a
+    slow payload ahead of them nor a long outage fails them unsent."""
+    if not deliveries:
+        return
+    now = timezone.now()
+    delay = round(backoff(1), 3)
+    ids = [d.pk for d in deliveries]
+    Delivery.objects.filter(pk__in=ids, claim=deliveries[0].claim, status=DeliveryStatus.SENDING).update(
+        status=DeliveryStatus.QUEUED,
+        attempts=F("attempts") - 1,
+        next_attempt_at=now + datetime.timedelta(seconds=delay),
+        last_error=reason,
+        claim="",
+        updated_at=now,
+    )
+    channel = deliveries[0].channel
+    transaction.on_commit(lambda: _queue_later(channel, ids, delay))
 
 
 def _queue_later(channel: str, ids: list[int], delay: float) -> None:

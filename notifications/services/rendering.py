@@ -11,16 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, Engine, NodeList, TemplateSyntaxError
 from django.template import Template as DjangoTemplate
+from django.template.defaulttags import ForNode
 
 from notifications import kinds
 from notifications.models import Notification, Template
 
 SUBJECT_LENGTH = Notification._meta.get_field("subject").max_length
 
-_TEXT = Engine(autoescape=False)
-_HTML = Engine(autoescape=True)
+MAX_LOOP_DEPTH = 2  # loops in loops in loops multiply; two levels (invoices, their lines) is what a notice needs
+MAX_OUTPUT = 200_000  # characters one rendered part may have
+
+
+class _Engine(Engine):
+    default_builtins = ["notifications.template_library"]  # in place of Django's builtins
+
+
+_TEXT = _Engine(autoescape=False)
+_HTML = _Engine(autoescape=True)
 
 
 class RenderError(Exception):
@@ -43,7 +52,14 @@ class Rendered:
 
 @lru_cache(maxsize=512)
 def _compiled(text: str, html: bool) -> DjangoTemplate:
-    return (_HTML if html else _TEXT).from_string(text)
+    template = (_HTML if html else _TEXT).from_string(text)
+    if _loop_depth(template.nodelist) > MAX_LOOP_DEPTH:
+        raise TemplateSyntaxError(f"loops may be nested {MAX_LOOP_DEPTH} deep at most")
+    return template
+
+
+def _loop_depth(nodes: NodeList) -> int:
+    return max((1 + _loop_depth(loop.nodelist_loop) for loop in nodes.get_nodes_by_type(ForNode)), default=0)
 
 
 def sources(pairs: set[tuple[int | None, str]]) -> dict[tuple[int | None, str], Source | None]:
@@ -80,6 +96,8 @@ def render(source: Source | None, context: dict, kind: str = "", *, html: bool =
         raise RenderError(f"template error: {error}") from error
     except Exception as error:  # a filter or a value's __str__ failing in the middle of rendering
         raise RenderError(f"template error while rendering: {type(error).__name__}: {error}") from error
+    if max(len(subject), len(body), len(html_part)) > MAX_OUTPUT:
+        raise RenderError(f"template error: a rendered part is over {MAX_OUTPUT:,} characters")
     subject = " ".join(subject.split())[:SUBJECT_LENGTH]  # a header is one line
     return Rendered(subject, body.strip(), html_part)
 

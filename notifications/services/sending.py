@@ -11,6 +11,7 @@ transaction commits.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,16 @@ from notifications.services.recipients import Recipient, recipient
 # in the inbox anyway.
 HELD_IN_QUIET_HOURS = frozenset({Channel.EMAIL, Channel.WEBHOOK})
 DEDUPE_KEY_LENGTH = Notification._meta.get_field("dedupe_key").max_length
+NUL = re.compile(
+    r"(?<!\\)(?:\\\\)*\\u0000"
+)  # JSON's escape of a NUL character, not an escaped backslash before "u0000"
+KEYS_PER_QUERY = 10_000  # recipients whose preferences one query reads (under every database's parameter limit)
+# What a row holds at most; PostgreSQL's column-array insert would cut a longer value short silently.
+LIMITS = {
+    "recipient key": Notification._meta.get_field("recipient_key").max_length,
+    "email": Notification._meta.get_field("recipient_email").max_length,
+    "party id": Notification._meta.get_field("party_id").max_length,
+}
 
 
 class NotifyError(ValueError):
@@ -95,12 +106,17 @@ class _Prepared:
     dedupe_key: str
     channels: list[str]
     priority: str
+    auto: bool  # the dedupe key was generated: nothing to dedupe
 
 
 def notify_many(messages: Iterable[Message]) -> Outcome:
     """Notify many recipients at once: one insert for the notifications, one for their
     deliveries, delivery queued in chunks after commit."""
+    # Keys a caller chose go in one order for every caller, so two inserts of overlapping
+    # keys wait for each other on the unique index instead of deadlocking. Generated keys
+    # conflict with nothing and keep the caller's order.
     prepared = _prepare(messages)
+    prepared.sort(key=lambda p: (p.auto, p.company_id is None, p.company_id or 0, "" if p.auto else p.dedupe_key))
     outcome = Outcome()
     if not prepared:
         return outcome
@@ -162,6 +178,7 @@ def _prepare(messages: Iterable[Message]) -> list[_Prepared]:
             raise NotifyError(f"unknown channels {sorted(unknown)}; choose from {', '.join(Channel.values)}")
         if to.channels is not None:
             wanted = [channel for channel in wanted if channel in to.channels]
+        auto = not message.dedupe_key
         key = message.dedupe_key or f"auto:{uuid.uuid4().hex}"
         if len(key) > DEDUPE_KEY_LENGTH:
             raise NotifyError(f"a dedupe key is at most {DEDUPE_KEY_LENGTH} characters")
@@ -171,10 +188,16 @@ def _prepare(messages: Iterable[Message]) -> list[_Prepared]:
         seen.add((company_id, key))
         if not isinstance(message.context, dict):
             raise NotifyError("a notification's context is a mapping of names to values")
+        for what, value in (("recipient key", to.key), ("email", to.email), ("party id", to.party_id)):
+            if len(value) > LIMITS[what]:
+                raise NotifyError(f"a recipient's {what} is at most {LIMITS[what]} characters: {value[:40]!r}…")
         # Through JSON now, so a template renders what the row holds: dates and Decimals as text.
-        data = json.loads(json.dumps(message.context, cls=DjangoJSONEncoder))
+        text = json.dumps(message.context, cls=DjangoJSONEncoder)
+        if NUL.search(text):
+            raise NotifyError("a notification's context holds a NUL character, which no database column stores")
+        data = json.loads(text)
         prepared.append(
-            _Prepared(to, message.kind, data, company_id, key, list(dict.fromkeys(wanted)), message.priority)
+            _Prepared(to, message.kind, data, company_id, key, list(dict.fromkeys(wanted)), message.priority, auto)
         )
     return prepared
 
@@ -186,12 +209,13 @@ class _Rules:
     def __init__(self, prepared: list[_Prepared]) -> None:
         company_ids = {p.company_id for p in prepared} - {None}
         self.preferences: dict[tuple[int | None, str], dict[tuple[str, str], bool]] = defaultdict(dict)
-        wanted_keys = {p.to.key for p in prepared}
-        preference_rows = Preference.objects.filter(
-            models.Q(company__in=company_ids) | models.Q(company__isnull=True)
-        ).values_list("company_id", "recipient_key", "kind", "channel", "enabled")
-        for company_id, key, kind, channel, enabled in preference_rows.iterator(chunk_size=5000):
-            if key in wanted_keys:
+        wanted_keys = sorted({p.to.key for p in prepared})
+        for start in range(0, len(wanted_keys), KEYS_PER_QUERY):
+            rows = Preference.objects.filter(
+                models.Q(company__in=company_ids) | models.Q(company__isnull=True),
+                recipient_key__in=wanted_keys[start : start + KEYS_PER_QUERY],
+            ).values_list("company_id", "recipient_key", "kind", "channel", "enabled")
+            for company_id, key, kind, channel, enabled in rows:
                 self.preferences[(company_id, key)][(kind, channel)] = enabled
         self.quiet: dict[tuple[int, str], QuietHours] = {
             (q.company_id, q.recipient_key): q for q in QuietHours.objects.filter(company__in=company_ids)

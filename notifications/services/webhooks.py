@@ -16,18 +16,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
 import secrets
+import socket
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.encoding import iri_to_uri
 
 from notifications.models import Delivery, DeliveryStatus, Notification, Priority, WebhookEndpoint
 
@@ -50,11 +56,12 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *, toleranc
     """What a receiver does; the tests' receiver uses it, and the README shows it."""
     try:
         sent_at = int(timestamp)
-    except ValueError:
+    except (TypeError, ValueError):
         return False
     if abs(time.time() - sent_at) > tolerance:
         return False
-    return hmac.compare_digest(sign(secret, sent_at, body), signature)
+    # Compared as bytes: compare_digest refuses a str with characters outside ASCII.
+    return hmac.compare_digest(sign(secret, sent_at, body).encode(), signature.encode("utf-8", "replace"))
 
 
 def payload(delivery: Delivery, notification: Notification) -> bytes:
@@ -86,6 +93,7 @@ class Answer:
     error: str = ""
     message_id: str = ""
     unreachable: bool = False  # no answer at all: the endpoint's other deliveries will fare no better now
+    permanent: bool = False  # retrying cannot help
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -99,10 +107,41 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
+def destination_refusal(url: str) -> str:
+    """Why a webhook may not go to ``url``, or "". Endpoints are the companies' to set, so
+    without NOTIFY_WEBHOOK_ALLOW_PRIVATE a URL that resolves to a loopback, private,
+    link-local or otherwise non-public address is refused: the platform's own network (a
+    metadata service, an admin port) is not for its tenants to probe."""
+    if settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE:
+        return ""
+    host = urlsplit(url).hostname
+    if not host:
+        return "the URL names no host"
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (socket.gaierror, UnicodeError):
+        return ""  # unresolvable now: the POST fails and is retried like any other outage
+    for address in sorted(addresses):
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            return f"{host} resolves to {ip}, which is not a public address"
+    return ""
+
+
+def validate_destination(url: str) -> None:
+    """The API's and admin's check of an endpoint URL (see ``destination_refusal``)."""
+    refusal = destination_refusal(url)
+    if refusal:
+        raise ValidationError(f"Webhooks go to public addresses: {refusal}.")
+
+
 def post(endpoint: WebhookEndpoint, delivery: Delivery, body: bytes) -> Answer:
+    refusal = destination_refusal(endpoint.url)
+    if refusal:
+        return Answer(False, f"refused: {refusal}", permanent=True)
     timestamp = int(time.time())
     request = urllib.request.Request(
-        endpoint.url,
+        iri_to_uri(endpoint.url),
         data=body,
         method="POST",
         headers={
@@ -123,6 +162,8 @@ def post(endpoint: WebhookEndpoint, delivery: Delivery, body: bytes) -> Answer:
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         reason = getattr(error, "reason", error)
         return Answer(False, f"no answer: {reason}", unreachable=True)
+    except (http.client.HTTPException, ValueError) as error:  # a garbled answer, a URL urllib cannot send
+        return Answer(False, f"bad answer: {type(error).__name__}: {error}"[:RESPONSE_KEPT])
 
 
 def record_outcome(endpoint_id: int, *, delivered: bool, last_error: str = "") -> None:

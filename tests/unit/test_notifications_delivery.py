@@ -159,13 +159,13 @@ def test_a_template_syntax_error_fails_every_channel_it_renders_for_and_crashes_
 
 
 def test_a_failure_while_rendering_is_a_template_error_too(company, user, calls, django_capture_on_commit_callbacks):
-    Template.objects.create(company=company, kind=KIND, subject="s", body='{% include "elsewhere.txt" %}')
+    Template.objects.create(company=company, kind=KIND, subject="s", body='{{ kind|rjust:"5000" }}')
 
     notification = sent(django_capture_on_commit_callbacks, calls, user, KIND, company=company)
 
     in_app = the_delivery(notification, Channel.IN_APP)
     assert in_app.status == DeliveryStatus.FAILED
-    assert in_app.last_error == "template error while rendering: TemplateDoesNotExist: elsewhere.txt"
+    assert in_app.last_error == "template error while rendering: ValueError: a width is at most 200, not 5000"
 
 
 def test_an_error_in_the_html_part_alone_fails_the_email_but_not_the_inbox(
