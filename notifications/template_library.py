@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import re
 
-from django.template import Library, defaultfilters, defaulttags
+from django.template import Library, Node, defaultfilters, defaulttags
 from django.template.defaultfilters import stringfilter
 
 MAX_WIDTH = 200
 MAX_DECIMALS = 20
+MAX_LOOP_PASSES = 100_000  # passes of all a part's loops together: two loops over long sample text multiply
 
 TAGS = (
-    "autoescape",
     "comment",
     "cycle",
     "filter",
     "firstof",
-    "for",
     "if",
     "ifchanged",
     "now",
@@ -122,3 +121,21 @@ def floatformat(text, arg=-1) -> str:
     if digits and int(digits[0]) > MAX_DECIMALS:
         raise ValueError(f"at most {MAX_DECIMALS} decimal places, not {digits[0]}")
     return defaultfilters.floatformat(text, arg)
+
+
+class _LoopPass(Node):
+    """The first node of every loop body: counts the part's passes and stops it at the bound."""
+
+    def render(self, context) -> str:
+        counts = context.render_context.dicts[0]  # one per Context: one per rendered part
+        counts["loop passes"] = passes = counts.get("loop passes", 0) + 1
+        if passes > MAX_LOOP_PASSES:
+            raise ValueError(f"loops may make {MAX_LOOP_PASSES:,} passes at most")
+        return ""
+
+
+@register.tag("for")
+def for_loop(parser, token) -> defaulttags.ForNode:
+    loop = defaulttags.do_for(parser, token)
+    loop.nodelist_loop.insert(0, _LoopPass())
+    return loop

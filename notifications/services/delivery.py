@@ -279,7 +279,8 @@ def _mark_sent(deliveries: list[Delivery], now: datetime.datetime) -> None:
 
 
 def _settle(delivery: Delivery, status: str, error: str, now: datetime.datetime) -> None:
-    Delivery.objects.filter(pk=delivery.pk, claim=delivery.claim).update(
+    # Only while this task holds it: a row already recorded as sent keeps that.
+    Delivery.objects.filter(pk=delivery.pk, claim=delivery.claim, status=DeliveryStatus.SENDING).update(
         status=status, last_error=error[:2000], claim="", updated_at=now
     )
 
@@ -310,7 +311,7 @@ def _retry_or_fail(deliveries: list[Delivery]) -> list[Delivery]:
     for delay, batch in again.items():
         when = now + datetime.timedelta(seconds=delay)
         for delivery in batch:
-            Delivery.objects.filter(pk=delivery.pk, claim=delivery.claim).update(
+            Delivery.objects.filter(pk=delivery.pk, claim=delivery.claim, status=DeliveryStatus.SENDING).update(
                 status=DeliveryStatus.QUEUED,
                 next_attempt_at=when,
                 last_error=delivery.last_error,
