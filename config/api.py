@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, pagination, parsers
+from rest_framework import exceptions, pagination
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -111,14 +111,3 @@ class FileFormatNegotiation(DefaultContentNegotiation):
     where it names the file to export, the renderer goes by the Accept header alone."""
 
     settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # the one api_settings entry negotiation reads
-
-
-class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, with a body nested past Python's recursion limit answered as the
-    400 any other malformed body gets, not a 500."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError as error:
-            raise exceptions.ParseError("JSON parse error - the body is nested too deeply") from error

@@ -102,3 +102,31 @@ def per_company(ctx) -> None:
 def slow(ctx) -> None:
     Group.objects.create(name=f"slow-{ctx.run.pk}")
     hold(ctx, ctx.params["hold"])
+
+
+@job(
+    "TEST_NOTIFY_MANY",
+    title="Notifies the same recipients as any other run, at a given moment",
+    params={"company": Param(int), "user": Param(int), "count": Param(int, default=2000), "at": Param(float)},
+    overlap=Overlap.ALLOW,
+)
+def notify_many_at(ctx) -> None:
+    """Runs started together collide on the same dedupe keys: a barrier at ``at`` (epoch seconds)."""
+    from notifications.services.recipients import Recipient
+    from notifications.services.sending import Message, notify_many
+
+    user, company = ctx.params["user"], ctx.params["company"]
+    messages = [
+        Message(
+            Recipient(f"test.party:{i}", name=f"Party {i}", email=f"party{i}@example.com", user_id=user),
+            "job_alert",
+            {"job": f"TEST_{i}", "severity": "warning", "cause": "a test"},
+            company=company,
+            dedupe_key=f"same:{i}",
+        )
+        for i in range(ctx.params["count"])
+    ]
+    hold(ctx, ctx.params["at"] - time.time())
+    began = time.time()
+    outcome = notify_many(messages)
+    ctx.result = {"began": began, "ended": time.time(), "created": len(outcome.created), "skipped": outcome.skipped}

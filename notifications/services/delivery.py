@@ -51,6 +51,7 @@ def deliver(channel: str, ids: Iterable[int]) -> dict[str, int]:
     if not claimed:
         return {"claimed": 0}
     handler = {Channel.IN_APP: _in_app, Channel.EMAIL: _email, Channel.WEBHOOK: _webhook}[channel]
+    token = claimed[0].claim  # recording sends clears it on the instances, before the write that may fail
     try:
         results = handler(claimed)
     except Exception as error:
@@ -58,6 +59,7 @@ def deliver(channel: str, ids: Iterable[int]) -> dict[str, int]:
         # sweep in 15 minutes with none (rows already recorded as sent hold no claim).
         logger.exception("%s deliveries %s: %s", channel, [d.pk for d in claimed][:20], error)
         for delivery in claimed:
+            delivery.claim = token  # rows whose send was recorded hold no claim and are left alone
             delivery.last_error = f"{type(error).__name__}: {error}"[:2000]
         _retry_or_fail(claimed)
         raise

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from notifications.models import Delivery, DeliveryStatus, Notification
 from scheduling.choices import Cause, RunStatus
 from scheduling.models import BeatLease, JobAlert, JobDefinition, JobRun, JobSchedule
 from scheduling.services import runs
@@ -19,7 +20,12 @@ from tests.helpers import wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Short limits so Redis hands a dead worker's unacknowledged message on within seconds.
-SHORT = {"CELERY_TASK_SOFT_TIME_LIMIT": "8", "CELERY_TASK_TIME_LIMIT": "9", "CELERY_VISIBILITY_TIMEOUT": "10"}
+SHORT = {
+    "CELERY_TASK_SOFT_TIME_LIMIT": "8",
+    "CELERY_TASK_TIME_LIMIT": "9",
+    "CELERY_VISIBILITY_TIMEOUT": "10",
+    "NOTIFY_RETRY_BACKOFF_MAX": "5",  # below the visibility timeout, as the settings insist
+}
 DAY = datetime.date(2026, 11, 2)
 
 
@@ -98,7 +104,7 @@ def test_kill_9_mid_run_leaves_nothing_half_done_and_nothing_done_twice(start_wo
 
 
 def test_a_job_failing_twice_raises_one_alert_and_staff_get_one_email(start_worker):
-    UserFactory(username="ops", email="ops@example.com", is_staff=True)
+    ops = UserFactory(username="ops", email="ops@example.com", is_staff=True)
     worker = start_worker()
 
     first = finished(request("TEST_FAIL", DAY))
@@ -110,8 +116,19 @@ def test_a_job_failing_twice_raises_one_alert_and_staff_get_one_email(start_work
 
     alert = JobAlert.objects.get()
     assert (alert.cause, alert.severity, alert.occurrences) == (Cause.CONSECUTIVE_FAILURES, "critical", 2)
-    wait_for(lambda: JobAlert.objects.filter(pk=alert.pk, notified_at__isnull=False).exists(), what="delivery")
+    wait_for(lambda: JobAlert.objects.filter(pk=alert.pk, notified_at__isnull=False).exists(), what="notification")
+    # the email goes out in a task of its own, after the alert's
+    email = wait_for(
+        lambda: Delivery.objects.filter(
+            notification__user=ops, notification__kind="job_alert", channel="email", status=DeliveryStatus.SENT
+        ).first(),
+        what="the alert's email to be sent",
+    )
     assert worker.output().count("Subject: [Countinghouse critical] TEST_FAIL") == 1
+    assert f"Message-ID: {email.provider_message_id}" in worker.output()
+    (in_app,) = wait_for(lambda: list(Notification.objects.inbox(ops)), what="the alert in the staff inbox")
+    assert in_app == email.notification and in_app.data["alert"] == alert.pk
+    assert Notification.objects.filter(kind="job_alert").count() == 1
 
 
 def test_a_dependent_job_starts_after_its_upstream_and_is_blocked_when_it_fails(start_worker):
