@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config import bulk
 from config.secrets import SecretUnreadable
 from notifications.models import Channel, Delivery, DeliveryStatus, Notification, WebhookEndpoint
 from notifications.services import rendering, webhooks
@@ -113,7 +114,7 @@ def _render_all(deliveries: list[Delivery], *, html: bool) -> dict[int, renderin
             notification.subject, notification.body, notification.rendered_at = rendered.subject, rendered.body, now
             fresh.append(notification)
     if fresh:
-        Notification.objects.bulk_update(fresh, ["subject", "body", "rendered_at"], batch_size=500)
+        bulk.update_columns(Notification, fresh, ["subject", "body", "rendered_at"])
     return out
 
 
@@ -275,8 +276,8 @@ def _mark_sent(deliveries: list[Delivery], now: datetime.datetime) -> None:
     for delivery in deliveries:
         delivery.status, delivery.sent_at, delivery.claim, delivery.last_error = DeliveryStatus.SENT, now, "", ""
         delivery.updated_at = now
-    Delivery.objects.bulk_update(
-        deliveries, ["status", "sent_at", "claim", "last_error", "provider_message_id", "updated_at"], batch_size=500
+    bulk.update_columns(
+        Delivery, deliveries, ["status", "sent_at", "claim", "last_error", "provider_message_id", "updated_at"]
     )
 
 
