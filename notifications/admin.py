@@ -18,6 +18,7 @@ from django.db.models import Q, QuerySet
 from django.utils.html import escape, format_html
 from django.utils.text import Truncator
 
+from config.companies import AdminCompanyFilter
 from notifications.models import (
     KIND_RE,
     Delivery,
@@ -49,17 +50,6 @@ def in_companies(queryset: QuerySet, user, *, platform: bool = False) -> QuerySe
     return queryset.filter(visible | Q(company=None) if platform else visible)
 
 
-class CompanyFilter(admin.RelatedFieldListFilter):
-    """The company filter, offering only the companies the operator sees."""
-
-    def field_choices(self, field, request, model_admin):
-        ordering = self.field_admin_ordering(field, request, model_admin)
-        if request.user.is_superuser:
-            return field.get_choices(include_blank=False, ordering=ordering)
-        limit = {"pk__in": member_companies(request.user)}
-        return field.get_choices(include_blank=False, limit_choices_to=limit, ordering=ordering)
-
-
 class CompanyScoped:
     """Mixed in ahead of the admin class: lists, pages, actions, filters and the company
     choice follow ``in_companies``. ``platform_readable`` shows non-superusers the rows of
@@ -81,7 +71,7 @@ class CompanyScoped:
         return field
 
     def get_list_filter(self, request):
-        return [(name, CompanyFilter) if name == "company" else name for name in super().get_list_filter(request)]
+        return [(name, AdminCompanyFilter) if name == "company" else name for name in super().get_list_filter(request)]
 
     def has_change_permission(self, request, obj=None) -> bool:
         platform_row = obj is not None and obj.company_id is None

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import Model, QuerySet
 from django.urls import reverse
 from django.utils.html import format_html
 
+from config.companies import AdminCompanyFilter
 from ledger.errors import LedgerStateError, PostingError
 from ledger.models import Company, Period
 
@@ -40,17 +41,6 @@ def in_companies(queryset: QuerySet, user) -> QuerySet:
     return queryset.filter(**{lookup: member_companies(user)})
 
 
-class CompanyFilter(admin.RelatedFieldListFilter):
-    """The company filter, offering only the companies the operator sees."""
-
-    def field_choices(self, field, request, model_admin):
-        ordering = self.field_admin_ordering(field, request, model_admin)
-        if request.user.is_superuser:
-            return field.get_choices(include_blank=False, ordering=ordering)
-        limit = {"pk__in": member_companies(request.user)}
-        return field.get_choices(include_blank=False, limit_choices_to=limit, ordering=ordering)
-
-
 class CompanyScoped:
     """Mixed into every ledger ModelAdmin and inline (ahead of the admin class) so an operator
     works only on the books of their companies (see ``in_companies``).
@@ -72,7 +62,7 @@ class CompanyScoped:
         return field
 
     def get_list_filter(self, request):
-        return [(name, CompanyFilter) if name == "company" else name for name in super().get_list_filter(request)]
+        return [(name, AdminCompanyFilter) if name == "company" else name for name in super().get_list_filter(request)]
 
 
 def reason(exc: Exception) -> str:

@@ -7,27 +7,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import django_filters
-from django import forms
-from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, permissions, serializers
 
+from config.companies import COMPANY_HELP, CompanyFilter, company_lookup
 from ledger import currencies
 from ledger.models import Company, Membership
 from ledger.models.journals import MONEY
 
-COMPANY_HELP = "The company's id or slug."
-MAX_ID_DIGITS = 18  # a longer number is no id a bigint column holds
-
-
 # --- Scoping ---------------------------------------------------------------------------
-
-
-def company_lookup(key: str | int) -> dict:
-    key = str(key).strip()
-    is_id = key.isascii() and key.isdigit() and len(key) <= MAX_ID_DIGITS
-    return {"pk": int(key)} if is_id else {"slug": key}
 
 
 def find_company(user, key: str | int) -> Company | None:
@@ -81,32 +68,6 @@ class CompanyField(ScopedPrimaryKeyRelatedField):
         if user.is_staff and not is_member(user, company.pk):
             raise exceptions.PermissionDenied(MembersWrite.message)
         return company
-
-
-class CompanyChoiceField(forms.ModelChoiceField):
-    default_error_messages = {"invalid_choice": 'No company "%(value)s".'}
-
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        company = self.queryset.filter(**company_lookup(value)).first()
-        if company is None:
-            raise DjangoValidationError(
-                self.error_messages["invalid_choice"], code="invalid_choice", params={"value": value}
-            )
-        return company
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class CompanyFilter(django_filters.ModelChoiceFilter):
-    """``?company=`` by id or slug, among the caller's companies only."""
-
-    field_class = CompanyChoiceField
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("queryset", scoped(Company))
-        kwargs.setdefault("help_text", COMPANY_HELP)
-        super().__init__(**kwargs)
 
 
 class CompanyFilterSet(django_filters.FilterSet):

@@ -16,20 +16,12 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, permissions, serializers
 
-from notifications.models import Notification
+from config.companies import CompanyFilter, company_model
 
-COMPANY_HELP = "The company's id or slug."
-MAX_ID_DIGITS = 18  # a longer number is no id a bigint column holds
 WRITE_REFUSED = "Only members of the company change its notifications."
 PLATFORM_REFUSED = "Only superusers change the platform's rows (those of no company)."
-
-
-def company_model() -> type[models.Model]:
-    return Notification._meta.get_field("company").related_model
 
 
 def readable_companies(user) -> models.QuerySet:
@@ -46,14 +38,6 @@ def is_member(user, company_id: int) -> bool:
 
 def is_superuser(user) -> bool:
     return bool(user.is_authenticated and user.is_staff and user.is_superuser)
-
-
-def company_lookup(key: str | int) -> dict:
-    key = str(key).strip()
-    if key.isascii() and key.isdigit() and len(key) <= MAX_ID_DIGITS:
-        return {"pk": int(key)}
-    has_slug = any(field.name == "slug" for field in company_model()._meta.get_fields())
-    return {"slug": key} if has_slug else {"pk__in": []}
 
 
 class MembersWrite(permissions.BasePermission):
@@ -99,36 +83,6 @@ def scoped(model: type[models.Model]):
         return model.objects.for_user(request.user) if request is not None else model.objects.none()
 
     return rows
-
-
-def companies_of_caller(request) -> models.QuerySet:
-    return readable_companies(request.user) if request is not None else company_model().objects.none()
-
-
-class CompanyChoiceField(forms.ModelChoiceField):
-    default_error_messages = {"invalid_choice": 'No company "%(value)s".'}
-
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        company = self.queryset.filter(**company_lookup(value)).first()
-        if company is None:
-            raise DjangoValidationError(
-                self.error_messages["invalid_choice"], code="invalid_choice", params={"value": value}
-            )
-        return company
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class CompanyFilter(django_filters.ModelChoiceFilter):
-    """``?company=`` by id or slug, among the caller's companies only."""
-
-    field_class = CompanyChoiceField
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("queryset", companies_of_caller)
-        kwargs.setdefault("help_text", COMPANY_HELP)
-        super().__init__(**kwargs)
 
 
 class CompanyFilterSet(django_filters.FilterSet):
