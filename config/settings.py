@@ -14,6 +14,7 @@ import re
 import secrets
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
@@ -52,6 +53,14 @@ if MODE == "distributed":
 else:
     SECRET_KEY = env.text("SECRET_KEY", "") or _embedded_secret("secret_key")
 SECRETS_KEYS = env.listing("SECRETS_KEYS", [])
+for _key in SECRETS_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            "SECRETS_KEYS must hold Fernet keys (32 url-safe base64-encoded bytes each), newest first; make one "
+            'with python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+        ) from None
 ALLOWED_HOSTS = env.listing("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.listing("CSRF_TRUSTED_ORIGINS", [])
 

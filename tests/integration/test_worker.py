@@ -77,7 +77,12 @@ def test_sigterm_lets_the_running_task_finish(broker_url, start_worker):
 
 def test_kill_9_of_a_worker_hands_its_task_to_another(start_worker):
     # Short limits so the broker's redelivery of the unacknowledged message is quick.
-    short = {"CELERY_TASK_SOFT_TIME_LIMIT": "3", "CELERY_TASK_TIME_LIMIT": "4", "CELERY_VISIBILITY_TIMEOUT": "6"}
+    short = {
+        "CELERY_TASK_SOFT_TIME_LIMIT": "3",
+        "CELERY_TASK_TIME_LIMIT": "4",
+        "CELERY_VISIBILITY_TIMEOUT": "6",
+        "NOTIFY_RETRY_BACKOFF_MAX": "5",  # below the visibility timeout, as the settings insist
+    }
     first = start_worker(env=short)
     result = send_probe(settings.CELERY_BROKER_URL, hold=2)
     started_pid(result)
