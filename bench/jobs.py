@@ -42,17 +42,15 @@ import datetime
 import os
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from unittest import mock
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-POSTGRES = "postgres://postgres@127.0.0.1:5432"
+from bench.common import POSTGRES, Worker, admin_sql, redis_client, require_services
+
 DATABASE = "countinghouse_bench"
 REDIS = "redis://127.0.0.1:6379/13"
 QUEUES = "default,billing,receivables,ledger,notifications"
@@ -77,22 +75,9 @@ UNSUCCESSFUL = ("failed", "skipped", "cancelled", "blocked")
 # --- Database, broker and worker ----------------------------------------------------------
 
 
-def admin_sql(statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(statement)
-
-
-def redis_client():
-    import redis
-
-    return redis.Redis.from_url(REDIS)
-
-
 def broker_messages(purge: bool = False) -> int:
     """Messages waiting in the job queues (kombu keeps one list per queue and priority step)."""
-    client = redis_client()
+    client = redis_client(REDIS)
     count = 0
     for key in client.scan_iter():
         name = key.decode(errors="replace")
@@ -101,53 +86,6 @@ def broker_messages(purge: bool = False) -> int:
             if purge:
                 client.delete(key)
     return count
-
-
-def require_services() -> None:
-    """One readable line, not a traceback, when PostgreSQL or Redis is not there."""
-    try:
-        admin_sql("SELECT 1")
-    except Exception as exc:
-        sys.exit(f"bench/jobs.py needs PostgreSQL at {POSTGRES} (trust auth): {str(exc).strip().splitlines()[0]}")
-    try:
-        redis_client().ping()
-    except Exception as exc:
-        sys.exit(f"bench/jobs.py needs Redis at {REDIS}: {exc}")
-
-
-class Worker:
-    """One celery worker subprocess in a session of its own, so kill() takes its pool too."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)  # noqa: SIM115
-        argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", str(concurrency), "-Q", QUEUES]
-        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING", "-n", "bench@%h"]
-        self.process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, **ENVIRONMENT},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def check(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"the worker exited ({self.process.returncode}):\n{self.output()}")
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
 
 
 def wait_until(count, target: int, worker: Worker, what: str) -> None:
@@ -509,10 +447,10 @@ def main() -> None:
     # A terminated bench (make interrupted, a CI timeout) still stops its worker and drops its database.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     os.environ.update(ENVIRONMENT)
-    require_services()
+    require_services("bench/jobs.py", REDIS)
     admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     admin_sql(f"CREATE DATABASE {DATABASE}")
-    redis_client().flushdb()
+    redis_client(REDIS).flushdb()
     worker, ready = None, False
     try:
         import django
@@ -526,10 +464,10 @@ def main() -> None:
         print(f"(database {DATABASE} migrated in {time.perf_counter() - began:.1f} s)\n")
 
         floor = measure_floor(args.floor_runs)
-        worker = Worker(concurrency=2)
+        worker = Worker("bench", QUEUES, 2, ENVIRONMENT)
         raw = measure_raw(args.jobs, worker)
         layer = measure_layer(args.jobs, worker)
-        worker.stop()
+        worker.stop(wait=15)
         worker = None
         summary = report_throughput(floor, raw, layer)
 
@@ -544,13 +482,13 @@ def main() -> None:
             print(f"  {line}")
     finally:
         if worker is not None:
-            worker.stop()
+            worker.stop(wait=15)
         if ready:
             from django.db import connections
 
             connections.close_all()
         admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        redis_client().flushdb()
+        redis_client(REDIS).flushdb()
 
 
 if __name__ == "__main__":

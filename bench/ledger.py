@@ -56,10 +56,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-POSTGRES = "postgres://postgres@127.0.0.1:5432"
+from bench.common import POSTGRES, Checks, SqlClock, admin_sql, batches, require_services, sql
+
 DATABASE = "countinghouse_bench_ledger"  # not jobs.py's database: the two may run side by side
 ENVIRONMENT = {
     "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -171,11 +171,6 @@ def service_entry(planned: Planned):
     )
 
 
-def batches(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def line_total(planned: list[Planned]) -> int:
     return sum(len(entry.lines) for entry in planned)
 
@@ -183,25 +178,10 @@ def line_total(planned: list[Planned]) -> int:
 # --- Database ---------------------------------------------------------------------------------
 
 
-def admin_sql(statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(statement)
-
-
 def tables() -> tuple[str, str]:
     from ledger.models import JournalEntry, JournalLine
 
     return JournalEntry._meta.db_table, JournalLine._meta.db_table
-
-
-def sql(statement: str, params: list | None = None) -> list[tuple]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params or [])
-        return cursor.fetchall() if cursor.description else []
 
 
 def fresh_journals() -> None:
@@ -248,22 +228,6 @@ def sql_movements(company, first: datetime.date, last: datetime.date) -> dict[in
         [company.pk, first, last],
     )
     return {account: (debit, credit) for account, debit, credit in rows}
-
-
-class SqlClock:
-    """Queries and seconds spent in cursor.execute (COMMIT and COPY data are not seen)."""
-
-    def __init__(self) -> None:
-        self.queries = 0
-        self.seconds = 0.0
-
-    def __call__(self, execute, statement, params, many, context):
-        began = time.perf_counter()
-        try:
-            return execute(statement, params, many, context)
-        finally:
-            self.queries += 1
-            self.seconds += time.perf_counter() - began
 
 
 class Written(NamedTuple):
@@ -363,13 +327,7 @@ def insert_batch(company, planned: list[Planned], periods: dict[datetime.date, i
 
 # --- Checks -----------------------------------------------------------------------------------
 
-FAILURES: list[str] = []
-
-
-def check(ok: bool, what: str) -> None:
-    if not ok:
-        FAILURES.append(what)
-        print(f"  CHECK FAILED: {what}")
+check = Checks()
 
 
 def check_written(company, label: str, planned: list[Planned], sums: dict[int, Decimal], last: datetime.date) -> None:
@@ -571,10 +529,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     os.environ.update(ENVIRONMENT)
-    try:
-        admin_sql("SELECT 1")
-    except Exception as exc:
-        sys.exit(f"bench/ledger.py needs PostgreSQL at {POSTGRES} (trust auth): {str(exc).strip().splitlines()[0]}")
+    require_services("bench/ledger.py")
     admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     admin_sql(f"CREATE DATABASE {DATABASE}")
     ready = False
@@ -590,11 +545,7 @@ def main() -> None:
 
             connections.close_all()
         admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    if FAILURES:
-        print(f"\n{len(FAILURES)} check(s) failed:")
-        for failure in FAILURES:
-            print(f"  {failure}")
-        sys.exit(1)
+    check.exit_if_failed()
 
 
 def run(args) -> None:

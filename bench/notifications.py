@@ -41,17 +41,25 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-POSTGRES = "postgres://postgres@127.0.0.1:5432"
+from bench.common import (
+    POSTGRES,
+    Checks,
+    SqlClock,
+    Worker,
+    admin_sql,
+    batches,
+    redis_client,
+    require_services,
+    sql,
+)
+
 DATABASE = "countinghouse_bench_notifications"
 REDIS = "redis://127.0.0.1:6379/12"
 ENVIRONMENT = {
@@ -107,40 +115,6 @@ DELIVERY_COLUMNS = (
 # --- Database and broker -----------------------------------------------------------------------
 
 
-def admin_sql(statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(statement)
-
-
-def redis_client():
-    import redis
-
-    return redis.Redis.from_url(REDIS)
-
-
-def require_services() -> None:
-    try:
-        admin_sql("SELECT 1")
-    except Exception as exc:
-        sys.exit(
-            f"bench/notifications.py needs PostgreSQL at {POSTGRES} (trust auth): {str(exc).strip().splitlines()[0]}"
-        )
-    try:
-        redis_client().ping()
-    except Exception as exc:
-        sys.exit(f"bench/notifications.py needs Redis at {REDIS}: {exc}")
-
-
-def sql(statement: str, params: list | None = None) -> list[tuple]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params or [])
-        return cursor.fetchall() if cursor.description else []
-
-
 def tables() -> tuple[str, str]:
     from notifications.models import Delivery, Notification
 
@@ -152,7 +126,7 @@ def fresh_tables() -> None:
     notification, delivery = tables()
     sql(f"TRUNCATE {delivery}, {notification}")
     sql("CHECKPOINT")
-    redis_client().flushdb()
+    redis_client(REDIS).flushdb()
 
 
 def settle() -> None:
@@ -180,7 +154,7 @@ def counts() -> tuple[int, int]:
 
 def broker_messages() -> int:
     """Messages waiting in the notifications queue (kombu keeps a list per queue and priority step)."""
-    client = redis_client()
+    client = redis_client(REDIS)
     return sum(
         client.llen(key)
         for key in client.scan_iter()
@@ -188,31 +162,9 @@ def broker_messages() -> int:
     )
 
 
-class SqlClock:
-    """Queries and seconds spent in cursor.execute (COMMIT is not seen)."""
-
-    def __init__(self) -> None:
-        self.queries = 0
-        self.seconds = 0.0
-
-    def __call__(self, execute, statement, params, many, context):
-        began = time.perf_counter()
-        try:
-            return execute(statement, params, many, context)
-        finally:
-            self.queries += 1
-            self.seconds += time.perf_counter() - began
-
-
 # --- Checks ------------------------------------------------------------------------------------
 
-FAILURES: list[str] = []
-
-
-def check(ok: bool, what: str) -> None:
-    if not ok:
-        FAILURES.append(what)
-        print(f"  CHECK FAILED: {what}")
+check = Checks()
 
 
 def check_written(label: str, notifications: int, deliveries: int) -> None:
@@ -276,11 +228,6 @@ def messages(n: int, books: Setup) -> list:
         )
         for i in range(n)
     ]
-
-
-def batches(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 # --- The ways of writing -----------------------------------------------------------------------
@@ -350,41 +297,6 @@ def raw_insert(batch: list, with_deliveries: bool, types: dict[str, list[str]]) 
 # --- Delivering --------------------------------------------------------------------------------
 
 
-class Worker:
-    """One celery worker subprocess in a session of its own, so kill() takes its pool too."""
-
-    def __init__(self, name: str) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)  # noqa: SIM115
-        argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "notifications", "-c", "1"]
-        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING", "-n", f"{name}@%h"]
-        self.process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, **ENVIRONMENT},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def check(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"a worker exited ({self.process.returncode}):\n{self.output()}")
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
-
-
 def sent_count() -> int:
     _, delivery = tables()
     return sql(f"SELECT count(*) FROM {delivery} WHERE status = 'sent'")[0][0]
@@ -399,7 +311,7 @@ def deliver_all(expected: int) -> dict:
     workers: list[Worker] = []
     began = time.perf_counter()
     try:
-        workers = [Worker(f"bench{n}") for n in range(WORKERS)]
+        workers = [Worker(f"bench{n}", "notifications", 1, ENVIRONMENT) for n in range(WORKERS)]
         last, moved = -1, time.perf_counter()
         while (done := sent_count()) < expected:
             now = time.perf_counter()
@@ -505,10 +417,10 @@ def main() -> None:
     # A terminated bench still stops its workers and drops its database.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     os.environ.update(ENVIRONMENT)
-    require_services()
+    require_services("bench/notifications.py", REDIS)
     admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     admin_sql(f"CREATE DATABASE {DATABASE}")
-    redis_client().flushdb()
+    redis_client(REDIS).flushdb()
     ready = False
     try:
         import django
@@ -522,12 +434,8 @@ def main() -> None:
 
             connections.close_all()
         admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        redis_client().flushdb()
-    if FAILURES:
-        print(f"\n{len(FAILURES)} check(s) failed:")
-        for failure in FAILURES:
-            print(f"  {failure}")
-        sys.exit(1)
+        redis_client(REDIS).flushdb()
+    check.exit_if_failed()
 
 
 def run(args) -> None:

@@ -1,0 +1,127 @@
+"""What the benchmarks share: PostgreSQL and Redis at hand (or one readable line saying
+they are not), SQL on the Django connection, a clock for the time spent inside it, worker
+subprocesses, and the self-checks that make a run exit 1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES = "postgres://postgres@127.0.0.1:5432"
+
+
+def admin_sql(statement: str) -> None:
+    """A statement on the server's maintenance database (creating and dropping the bench's own)."""
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def redis_client(url: str):
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def require_services(bench: str, redis_url: str | None = None) -> None:
+    """One readable line, not a traceback, when PostgreSQL or Redis is not there."""
+    try:
+        admin_sql("SELECT 1")
+    except Exception as exc:
+        sys.exit(f"{bench} needs PostgreSQL at {POSTGRES} (trust auth): {str(exc).strip().splitlines()[0]}")
+    if redis_url:
+        try:
+            redis_client(redis_url).ping()
+        except Exception as exc:
+            sys.exit(f"{bench} needs Redis at {redis_url}: {exc}")
+
+
+def sql(statement: str, params: list | None = None) -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params or [])
+        return cursor.fetchall() if cursor.description else []
+
+
+def batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqlClock:
+    """Queries and seconds spent in cursor.execute (COMMIT and COPY data are not seen)."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.seconds = 0.0
+
+    def __call__(self, execute, statement, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(statement, params, many, context)
+        finally:
+            self.queries += 1
+            self.seconds += time.perf_counter() - began
+
+
+class Worker:
+    """One celery worker subprocess in a session of its own, so stop() takes its pool too."""
+
+    def __init__(self, name: str, queues: str, concurrency: int, environment: dict[str, str]) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)  # noqa: SIM115
+        argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", str(concurrency), "-Q", queues]
+        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING", "-n", f"{name}@%h"]
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **environment},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def check(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"a worker exited ({self.process.returncode}):\n{self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
+    def stop(self, wait: float = 30) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(wait)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+class Checks:
+    """The bench's checks of its own results: each failure printed as it happens, and the
+    run's exit status 1 at the end if any failed. No speed is a check."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def __call__(self, ok: bool, what: str) -> None:
+        if not ok:
+            self.failures.append(what)
+            print(f"  CHECK FAILED: {what}")
+
+    def exit_if_failed(self) -> None:
+        if self.failures:
+            print(f"\n{len(self.failures)} check(s) failed:")
+            for failure in self.failures:
+                print(f"  {failure}")
+            sys.exit(1)
