@@ -233,7 +233,7 @@ def _webhook(deliveries: list[Delivery]) -> dict[str, int]:
             failed += 1
             continue
         if not endpoint.active:
-            _settle(delivery, DeliveryStatus.SUPPRESSED, "endpoint disabled", now)
+            _settle(delivery, DeliveryStatus.SUPPRESSED, webhooks.ENDPOINT_DISABLED, now)
             continue
         if endpoint.pk in unreachable:
             # It gave no answer a moment ago; asking again now only holds the task up.
@@ -367,7 +367,7 @@ def resend(delivery: Delivery) -> Delivery:
         raise NotResendable(f"delivery {delivery.pk} is {delivery.status}; only failed or suppressed ones are resent")
     if delivery.endpoint_id and not WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, active=True).exists():
         raise NotResendable(f"delivery {delivery.pk}'s webhook endpoint is disabled; enable it first")
-    if delivery.status == DeliveryStatus.SUPPRESSED and delivery.last_error != "endpoint disabled":
+    if delivery.status == DeliveryStatus.SUPPRESSED and delivery.last_error != webhooks.ENDPOINT_DISABLED:
         raise NotResendable(
             f"delivery {delivery.pk} was suppressed: {delivery.last_error}; resending would ignore that"
         )

@@ -45,6 +45,7 @@ DEDUPE_KEY_LENGTH = Notification._meta.get_field("dedupe_key").max_length
 NUL = re.compile(
     r"(?<!\\)(?:\\\\)*\\u0000"
 )  # JSON's escape of a NUL character, not an escaped backslash before "u0000"
+WEBHOOK_CHUNK = 25  # posts one task makes; an endpoint at its time-out holds a task that many times
 KEYS_PER_QUERY = 10_000  # recipients whose preferences one query reads (under every database's parameter limit)
 # What a row holds at most; PostgreSQL's column-array insert would cut a longer value short silently.
 LIMITS = {
@@ -317,6 +318,3 @@ def dispatch(queued: dict[tuple[str, int | None], list[int]]) -> int:
             tasks.deliver.delay(channel, ids[start : start + size])
             sent += 1
     return sent
-
-
-WEBHOOK_CHUNK = 25  # posts one task makes; an endpoint at its time-out holds a task that many times

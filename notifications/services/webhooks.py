@@ -40,6 +40,7 @@ from notifications.models import Delivery, DeliveryStatus, Notification, Priorit
 SIGNATURE_HEADER = "Countinghouse-Signature"
 TIMESTAMP_HEADER = "Countinghouse-Timestamp"
 USER_AGENT = "Countinghouse-Webhooks/1"
+ENDPOINT_DISABLED = "endpoint disabled"  # the reason on deliveries set aside; they may be resent
 RESPONSE_KEPT = 300  # characters of a failing answer kept as the delivery's error
 
 
@@ -194,7 +195,7 @@ def disable(endpoint: WebhookEndpoint, reason: str) -> None:
         active=False, disabled_at=now, disabled_reason=reason[:300], updated_at=now
     )
     Delivery.objects.filter(endpoint=endpoint, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.WAITING]).update(
-        status=DeliveryStatus.SUPPRESSED, last_error="endpoint disabled", claim="", updated_at=now
+        status=DeliveryStatus.SUPPRESSED, last_error=ENDPOINT_DISABLED, claim="", updated_at=now
     )
     staff.notify_staff(
         "webhook_disabled",
