@@ -9,6 +9,7 @@ import datetime
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
+from django.test import Client
 from django.urls import reverse
 
 from notifications.models import (
@@ -39,6 +40,13 @@ MODELS = [Notification, Delivery, Template, Preference, QuietHours, WebhookEndpo
 @pytest.fixture(autouse=True)
 def frozen(time_machine):
     time_machine.move_to(NOW, tick=False)
+
+
+@pytest.fixture
+def client():
+    """Django's test client, as pytest-django gives it: the package's conftest.py makes
+    ``client`` the owner's API client for the API tests."""
+    return Client()
 
 
 def url(model, view: str, *args) -> str:

@@ -6,14 +6,9 @@ endpoint's secret at rest."""
 from __future__ import annotations
 
 import datetime
-import json
-import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import time_machine
 from cryptography.fernet import Fernet
 
 from config import secrets
@@ -21,128 +16,16 @@ from config.secrets import SecretUnreadable
 from notifications.models import Channel, Delivery, DeliveryStatus, Notification, WebhookEndpoint
 from notifications.services import delivery, webhooks
 from notifications.services.delivery import NotResendable
-from notifications.services.sending import Message, notify, notify_many
+from notifications.services.sending import notify
 from tests.factories import UserFactory
-from tests.unit.test_notifications import KIND, TaskCalls, make_endpoint, party, record_tasks, register_kind, work
+from tests.unit.notifications.helpers import KIND, NOON, SECRET, deliveries, make_endpoint, party, push, work
 
-pytestmark = pytest.mark.django_db
-
-UTC = datetime.UTC
-NOON = datetime.datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
-SECRET = "whsec_receiver_test_secret"
-TIMEOUT = 0.3  # seconds NOTIFY_WEBHOOK_TIMEOUT is set to here; a slow answer takes twice that
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-    verified: bool
-
-    @property
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-@dataclass
-class Receiver:
-    """A client app's endpoint: records each request and whether its signature verifies,
-    and answers from ``answers`` in turn (200 once they run out): a status code, or "slow"
-    to answer only after the sender's time-out."""
-
-    url: str = ""
-    secret: str = SECRET
-    answers: list = field(default_factory=list)
-    received: list[Received] = field(default_factory=list)
-
-
-def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            verified = webhooks.verify(
-                receiver.secret,
-                self.headers.get(webhooks.TIMESTAMP_HEADER, ""),
-                body,
-                self.headers.get(webhooks.SIGNATURE_HEADER, ""),
-            )
-            receiver.received.append(Received(dict(self.headers), body, verified))
-            answer = receiver.answers.pop(0) if receiver.answers else 200
-            if answer == "slow":
-                time.sleep(TIMEOUT * 2)
-                answer = 200
-            try:
-                self.send_response(answer)
-                self.send_header("X-Request-Id", f"req-{len(receiver.received)}")
-                if 300 <= answer < 400:
-                    self.send_header("Location", "/moved")  # where a GET would land, answering 200
-                self.end_headers()
-                self.wfile.write(b"ok" if answer < 400 else b"receiver broke")
-            except OSError:
-                pass  # the sender gave up waiting
-
-        def log_message(self, *args):
-            pass
-
-    return Handler
-
-
-@pytest.fixture
-def receiver(settings, monkeypatch):
-    settings.NOTIFY_WEBHOOK_TIMEOUT = TIMEOUT
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    state = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
-    server.handle_error = lambda request, address: None
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-@pytest.fixture
-def calls(monkeypatch) -> TaskCalls:
-    return record_tasks(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def notice(monkeypatch):
-    return register_kind(monkeypatch)
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOON, tick=False) as traveller:
-        yield traveller
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("notice")]
 
 
 @pytest.fixture
 def endpoint(company, receiver):
     return make_endpoint(company, receiver.url, secret=SECRET)
-
-
-def push(company, capture, n: int = 1, **message) -> list[int]:
-    """``n`` webhook notifications for the company; returns the queued delivery ids."""
-    with capture(execute=True):
-        outcome = notify_many(
-            Message(
-                party(f"billing.customer:{i}", name=f"Customer {i}"),
-                KIND,
-                {"topic": f"invoice {i}"},
-                company=company,
-                channels=["webhook"],
-                **message,
-            )
-            for i in range(n)
-        )
-    return list(Delivery.objects.filter(notification__in=outcome.created).order_by("pk").values_list("pk", flat=True))
-
-
-def deliveries(ids) -> list[Delivery]:
-    return list(Delivery.objects.filter(pk__in=ids).order_by("pk"))
 
 
 # --- A delivery that goes through ------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Notifications on SQLite, the sending side: notify and notify_many with dedupe, the
 deliveries each creates (recipients, preferences, quiet hours, webhook endpoints), the
 chunks queued for the workers, job alerts to staff and company scoping. Templates and the
-in-app and email channels are in test_notifications_delivery.py, webhooks and their secrets
-in test_notifications_webhooks.py; both import the helpers defined here.
+in-app and email channels are in test_delivery.py, webhooks and their secrets in
+test_webhooks.py; the helpers they share are in helpers.py, the fixtures in conftest.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import zoneinfo
 from collections import Counter
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
@@ -18,7 +17,7 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.core import mail
 
-from notifications import alerts, kinds, tasks
+from notifications import alerts
 from notifications.models import (
     Channel,
     Delivery,
@@ -30,107 +29,27 @@ from notifications.models import (
     WebhookEndpoint,
 )
 from notifications.services import delivery, sending
-from notifications.services.recipients import Recipient
 from notifications.services.sending import Message, NotifyError, notify, notify_many
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import UserFactory
+from tests.unit.notifications.helpers import (
+    KIND,
+    UTC,
+    make_endpoint,
+    party,
+    statuses,
+    the_delivery,
+    work,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("notice")]
 
-UTC = datetime.UTC
 LONDON = zoneinfo.ZoneInfo("Europe/London")
-KIND = "test_notice"
 User = get_user_model()
-
-
-# --- Shared helpers (the delivery and webhook modules import these) ---------------------------
-
-
-@dataclass
-class TaskCalls:
-    """What the code handed to the delivery task: ``delayed`` as (channel, ids), ``later``
-    (retries) as (channel, ids, countdown)."""
-
-    delayed: list[tuple[str, list[int]]] = field(default_factory=list)
-    later: list[tuple[str, list[int], float]] = field(default_factory=list)
-
-    def ids(self, channel: str | None = None) -> list[int]:
-        return sorted(pk for ch, ids in self.delayed if channel in (None, ch) for pk in ids)
-
-
-def record_tasks(monkeypatch) -> TaskCalls:
-    calls = TaskCalls()
-    monkeypatch.setattr(tasks.deliver, "delay", lambda channel, ids: calls.delayed.append((channel, list(ids))))
-
-    def apply_async(args, countdown=None, **options):
-        channel, ids = args
-        calls.later.append((channel, list(ids), countdown))
-
-    monkeypatch.setattr(tasks.deliver, "apply_async", apply_async)
-    return calls
-
-
-def work(calls: TaskCalls, capture) -> list[dict]:
-    """Play the worker: run every delivery task queued so far (and any those queue), as the
-    worker would, each committing on its own."""
-    results = []
-    while calls.delayed:
-        channel, ids = calls.delayed.pop(0)
-        with capture(execute=True):
-            results.append(delivery.deliver(channel, ids))
-    return results
-
-
-def register_kind(monkeypatch, code: str = KIND, **template) -> kinds.Kind:
-    """A kind registered for one test only."""
-    monkeypatch.setitem(kinds._KINDS, code, None)  # removed again when the test ends
-    defaults = {
-        "subject": "Hello {{ recipient_name }}: {{ topic }}",
-        "body": "Topic: {{ topic }}",
-        "html": "<p>Topic: {{ topic }}</p>",
-    }
-    return kinds.register(code, **{**defaults, **template})
-
-
-def party(key: str = "billing.customer:1", *, email: str = "customer@example.com", **kwargs) -> Recipient:
-    return Recipient(key, name=kwargs.pop("name", "A Customer"), email=email, **kwargs)
-
-
-def statuses(notification: Notification) -> dict[str, str]:
-    return dict(notification.deliveries.values_list("channel", "status"))
-
-
-def the_delivery(notification: Notification, channel: str) -> Delivery:
-    return notification.deliveries.get(channel=channel)
-
-
-def make_endpoint(company, url: str = "https://hooks.example.com/in", *, secret: str = "whsec_test", **fields):
-    endpoint = WebhookEndpoint(company=company, name=fields.pop("name", "Portal"), url=url, **fields)
-    endpoint.secret = secret
-    endpoint.save()
-    return endpoint
-
-
-# --- Local fixtures ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def calls(monkeypatch) -> TaskCalls:
-    return record_tasks(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def notice(monkeypatch) -> kinds.Kind:
-    return register_kind(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
 def locmem_email(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-
-
-@pytest.fixture
-def user(company):
-    return MembershipFactory(company=company, user__username="reader", user__first_name="Rita").user
 
 
 # --- notify and dedupe ------------------------------------------------------------------------

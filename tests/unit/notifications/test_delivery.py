@@ -8,76 +8,25 @@ import datetime
 import smtplib
 
 import pytest
-import time_machine
 from django.core import mail
-from django.core.mail.backends import locmem
 
 from notifications.models import Channel, Delivery, DeliveryStatus, Notification, Template
 from notifications.services import delivery
 from notifications.services.delivery import NotResendable
 from notifications.services.sending import Message, notify, notify_many
 from tests.factories import MembershipFactory
-from tests.unit.test_notifications import (
+from tests.unit.notifications.helpers import (
     KIND,
-    TaskCalls,
+    NOON,
+    FlakyBackend,
     make_endpoint,
     party,
-    record_tasks,
-    register_kind,
     statuses,
     the_delivery,
     work,
 )
 
-pytestmark = pytest.mark.django_db
-
-UTC = datetime.UTC
-NOON = datetime.datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
-
-
-class FlakyBackend(locmem.EmailBackend):
-    """The locmem backend, except that a message to an address in ``failures`` raises."""
-
-    failures: dict[str, Exception] = {}
-    during_send = None  # called with each message before it is kept: what happens while it goes
-
-    def send_messages(self, messages):
-        for message in messages:
-            if self.during_send:
-                self.during_send(message)
-            for address in message.to:
-                if address in self.failures:
-                    raise self.failures[address]
-        return super().send_messages(messages)
-
-
-@pytest.fixture
-def calls(monkeypatch) -> TaskCalls:
-    return record_tasks(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def notice(monkeypatch):
-    return register_kind(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def email_backend(settings, monkeypatch):
-    settings.EMAIL_BACKEND = f"{__name__}.FlakyBackend"
-    monkeypatch.setattr(FlakyBackend, "failures", {})
-    monkeypatch.setattr(FlakyBackend, "during_send", None)
-    return FlakyBackend.failures
-
-
-@pytest.fixture
-def user(company):
-    return MembershipFactory(company=company, user__username="reader", user__first_name="Rita").user
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOON, tick=False) as traveller:
-        yield traveller
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("email_backend", "notice")]
 
 
 def sent(capture, calls, *args, **kwargs) -> Notification:

@@ -22,19 +22,23 @@ from tests.factories import (
     UserFactory,
     WebhookEndpointFactory,
 )
+from tests.unit.notifications.helpers import (
+    DELIVERIES,
+    ENDPOINTS,
+    INBOX,
+    KINDS,
+    NOTIFICATIONS,
+    PREFERENCES,
+    QUIET_HOURS,
+    TEMPLATES,
+    ids,
+    invalid,
+    template_body,
+)
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime.datetime(2026, 11, 21, 12, 0, tzinfo=datetime.UTC)
-BASE = "/api/v1/notifications"
-INBOX = f"{BASE}/inbox"
-NOTIFICATIONS = f"{BASE}/notifications"
-DELIVERIES = f"{BASE}/deliveries"
-ENDPOINTS = f"{BASE}/webhook-endpoints"
-TEMPLATES = f"{BASE}/templates"
-PREFERENCES = f"{BASE}/preferences"
-QUIET_HOURS = f"{BASE}/quiet-hours"
-KINDS = f"{BASE}/kinds"
 
 
 @pytest.fixture(autouse=True)
@@ -43,26 +47,8 @@ def frozen(time_machine):
 
 
 @pytest.fixture
-def client(api, owner):
-    return api.as_user(owner)
-
-
-@pytest.fixture
 def superuser(db):
     return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-def invalid(response) -> dict:
-    """The fields of a 400 in the shared error shape."""
-    assert response.status_code == 400, response.content
-    body = response.json()["error"]
-    assert (body["status"], body["code"]) == (400, "invalid")
-    return body["fields"]
-
-
-def ids(response) -> list[int]:
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["results"]]
 
 
 # --- Inbox ------------------------------------------------------------------------------
@@ -496,18 +482,6 @@ def test_members_delete_their_endpoints(client, company):
 
 
 # --- Templates --------------------------------------------------------------------------
-
-
-def template_body(company, **fields) -> dict:
-    return {
-        "company": company.pk if company else None,
-        "kind": "invoice_issued",
-        "subject": "Invoice {{ number }}",
-        "body": "Dear {{ recipient_name }}, invoice {{ number }} is attached.",
-        "html": "<p>Invoice {{ number }}</p>",
-        "sample_data": {"number": "INV-1", "recipient_name": "Ada"},
-        **fields,
-    }
 
 
 def test_members_create_and_change_their_companys_templates(client, company):

@@ -14,7 +14,6 @@ import threading
 import time
 
 import pytest
-import time_machine
 from django.core import mail
 
 from notifications.models import Channel, Delivery, DeliveryStatus, Notification
@@ -22,56 +21,31 @@ from notifications.services import delivery, rendering, webhooks
 from notifications.services.rendering import RenderError, Source
 from notifications.services.sending import Message, NotifyError, notify, notify_many
 from tests.factories import NotificationFactory
-from tests.unit import test_notifications_api, test_notifications_webhooks
-from tests.unit.test_notifications import KIND, TaskCalls, make_endpoint, party, record_tasks, register_kind, work
-from tests.unit.test_notifications_api import (
+from tests.unit.notifications.helpers import (
     ENDPOINTS,
+    KIND,
     NOTIFICATIONS,
     QUIET_HOURS,
+    SECRET,
     TEMPLATES,
+    UTC,
+    TaskCalls,
+    deliveries,
     ids,
     invalid,
+    make_endpoint,
+    party,
+    push,
     template_body,
+    work,
 )
-from tests.unit.test_notifications_delivery import FlakyBackend
-from tests.unit.test_notifications_webhooks import SECRET, deliveries, push
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("notice")]
 
-UTC = datetime.UTC
-NOON = datetime.datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 THREE_LOOPS = "{% for a in x %}{% for b in a %}{% for c in b %}{{ c }}{% endfor %}{% endfor %}{% endfor %}"
 TWO_LOOPS = "{% for a in x %}{% for b in a %}{{ b }}{% endfor %}{% endfor %}"
 NOT_TRIED_WEBHOOK = "not tried: the endpoint gave no answer to this batch"
 NOT_TRIED_EMAIL = "not tried: the mail server did not answer this batch"
-
-client = test_notifications_api.client  # a fixture: the owner's API client
-receiver = test_notifications_webhooks.receiver  # a fixture: a client app's endpoint on 127.0.0.1
-
-
-@pytest.fixture
-def calls(monkeypatch) -> TaskCalls:
-    return record_tasks(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def notice(monkeypatch):
-    return register_kind(monkeypatch)
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOON, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def email_backend(settings, monkeypatch) -> dict[str, Exception]:
-    """Email goes to locmem, except to the addresses given an exception to raise."""
-    settings.EMAIL_BACKEND = f"{FlakyBackend.__module__}.FlakyBackend"
-    monkeypatch.setattr(FlakyBackend, "failures", {})
-    monkeypatch.setattr(FlakyBackend, "during_send", None)
-    return FlakyBackend.failures
 
 
 @pytest.fixture
