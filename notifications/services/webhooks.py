@@ -14,6 +14,7 @@ timestamp more than a few minutes old (a replay). The README has the snippet.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import http.client
@@ -110,25 +111,73 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def destination_refusal(url: str) -> str:
-    """Why a webhook may not go to ``url``, or "". Endpoints are the companies' to set, so
-    without NOTIFY_WEBHOOK_ALLOW_PRIVATE a URL that resolves to a loopback, private,
-    link-local or otherwise non-public address is refused: the platform's own network (a
-    metadata service, an admin port) is not for its tenants to probe."""
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address that was checked, not to whatever a second lookup of the
+    host answers: a name that resolved to a public address for the check and to a private
+    one for the connection (DNS rebinding) would otherwise get past it."""
+
+    def __init__(self, *args, address: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout, self.source_address)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """As above; the certificate is still checked against the URL's host name."""
+
+    def __init__(self, *args, address: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout, self.source_address)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _pinned_opener(address: str) -> urllib.request.OpenerDirector:
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(functools.partial(_PinnedHTTPConnection, address=address), req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(functools.partial(_PinnedHTTPSConnection, address=address), req, context=self._context)
+
+    # No proxy from the environment: the connection goes to the checked address or nowhere.
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects, Http, Https)
+
+
+@dataclass(frozen=True)
+class Destination:
+    refusal: str = ""  # why the URL may not be posted to; empty when it may
+    address: str = ""  # the checked address to connect to; empty when any will do
+
+
+def destination(url: str) -> Destination:
+    """Where a webhook to ``url`` may go. Endpoints are the companies' to set, so without
+    NOTIFY_WEBHOOK_ALLOW_PRIVATE a URL that resolves to a loopback, private, link-local or
+    otherwise non-public address is refused: the platform's own network (a metadata
+    service, an admin port) is not for its tenants to probe."""
     if settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE:
-        return ""
+        return Destination()
     host = urlsplit(url).hostname
     if not host:
-        return "the URL names no host"
+        return Destination("the URL names no host")
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
     except (socket.gaierror, UnicodeError):
-        return ""  # unresolvable now: the POST fails and is retried like any other outage
-    for address in sorted(addresses):
+        return Destination()  # unresolvable now: the POST fails and is retried like any other outage
+    for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if not ip.is_global or ip.is_multicast:
-            return f"{host} resolves to {ip}, which is not a public address"
-    return ""
+            return Destination(f"{host} resolves to {ip}, which is not a public address")
+    return Destination(address=addresses[0])
+
+
+def destination_refusal(url: str) -> str:
+    return destination(url).refusal
 
 
 def validate_destination(url: str) -> None:
@@ -139,9 +188,10 @@ def validate_destination(url: str) -> None:
 
 
 def post(endpoint: WebhookEndpoint, delivery: Delivery, body: bytes) -> Answer:
-    refusal = destination_refusal(endpoint.url)
-    if refusal:
-        return Answer(False, f"refused: {refusal}", permanent=True)
+    where = destination(endpoint.url)
+    if where.refusal:
+        return Answer(False, f"refused: {where.refusal}", permanent=True)
+    opener = _pinned_opener(where.address) if where.address else _opener
     timestamp = int(time.time())
     request = urllib.request.Request(
         iri_to_uri(endpoint.url),
@@ -157,7 +207,7 @@ def post(endpoint: WebhookEndpoint, delivery: Delivery, body: bytes) -> Answer:
         },
     )
     try:
-        with _opener.open(request, timeout=settings.NOTIFY_WEBHOOK_TIMEOUT) as response:
+        with opener.open(request, timeout=settings.NOTIFY_WEBHOOK_TIMEOUT) as response:
             return Answer(True, message_id=response.headers.get("X-Request-Id", "") or f"http-{response.status}")
     except urllib.error.HTTPError as error:
         text = error.read(RESPONSE_KEPT).decode("utf-8", "replace")

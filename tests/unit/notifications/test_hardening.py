@@ -210,6 +210,35 @@ def test_a_host_resolving_to_a_public_address_passes(private_refused, monkeypatc
     webhooks.validate_destination("https://hooks.example.com/in")  # raises nothing
 
 
+@pytest.mark.parametrize("scheme, port", [("http", 80), ("https", 443)])
+def test_a_webhook_connects_to_the_address_it_checked_not_to_a_second_lookup(
+    private_refused, monkeypatch, company, calls, django_capture_on_commit_callbacks, scheme, port
+):
+    lookups, connections = [], []
+
+    def rebinding(host, port, *args, **kwargs):
+        lookups.append(host)
+        address = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"  # public for the check, then not
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, 0))]
+
+    def connect(address, *args, **kwargs):
+        connections.append(address)
+        raise ConnectionRefusedError("nobody there")
+
+    make_endpoint(company, f"{scheme}://rebound.example.com/in")
+    (pk,) = push(company, django_capture_on_commit_callbacks)
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(webhooks.socket, "create_connection", connect)
+
+    work(calls, django_capture_on_commit_callbacks)
+
+    assert lookups == ["rebound.example.com"]  # looked up once, for the check
+    assert connections == [("93.184.216.34", port)]  # and connected to what was checked
+    (tried,) = deliveries([pk])
+    assert (tried.status, tried.attempts) == (DeliveryStatus.QUEUED, 1)
+    assert "nobody there" in tried.last_error
+
+
 def test_a_host_resolving_to_any_private_address_is_refused(private_refused, monkeypatch):
     def resolve(host, port, *args, **kwargs):
         return [
