@@ -171,6 +171,12 @@ VARIABLES: dict[str, Variable] = {
             "5",
             "Deliveries in a row that fail all their attempts before a webhook endpoint is disabled and staff alerted.",
         ),
+        Variable(
+            "NOTIFY_RETENTION_DAYS",
+            "365",
+            "Days settled notifications (and their deliveries and dedupe keys) are kept before SYS_NOTIFY_CLEANUP "
+            "deletes them.",
+        ),
         Variable("NOTIFY_DELIVERY_CHUNK", "500", "Deliveries one delivery task sends."),
         # Email
         Variable(

@@ -3,10 +3,12 @@ app's sweep. Neither app imports the other; this module, listed in JOB_MODULES, 
 
 from __future__ import annotations
 
-from notifications.services import delivery
+from django.conf import settings
+
+from notifications.services import delivery, retention
 from scheduling.calendar import Cron
 from scheduling.choices import CatchUp, KeyBy
-from scheduling.registry import RetryPolicy, job
+from scheduling.registry import Param, RetryPolicy, job
 
 
 @job(
@@ -26,3 +28,21 @@ def notify_dispatch(ctx) -> None:
     found = delivery.sweep()
     ctx.count(processed=sum(found.values()))
     ctx.result.update(found)
+
+
+@job(
+    "SYS_NOTIFY_CLEANUP",
+    title="Notifications: delete settled ones older than the retention period",
+    queue="notifications",
+    schedule=Cron(minute="30", hour="3"),
+    params={"retention_days": Param(int, default=None, min=1, help="default: NOTIFY_RETENTION_DAYS")},
+    atomic=False,  # deletes in short batches, each its own transaction
+)
+def notify_cleanup(ctx) -> None:
+    """Notifications created before the retention period whose deliveries have all settled
+    go, with their deliveries; ones still queued or waiting stay."""
+    days = ctx.params["retention_days"] or settings.NOTIFY_RETENTION_DAYS
+    deleted = retention.cleanup(days, progress=lambda n: ctx.progress(n))
+    ctx.count(processed=deleted["notifications"])
+    ctx.result.update(retention_days=days, deleted=deleted)
+    ctx.info(f"deleted settled notifications older than {days} days", **deleted)

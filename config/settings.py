@@ -344,6 +344,7 @@ if NOTIFY_RETRY_BACKOFF_MAX >= CELERY_VISIBILITY_TIMEOUT:
 NOTIFY_WEBHOOK_TIMEOUT = env.number("NOTIFY_WEBHOOK_TIMEOUT", 10, minimum=0.1, integer=False)
 NOTIFY_WEBHOOK_ALLOW_PRIVATE = env.boolean("NOTIFY_WEBHOOK_ALLOW_PRIVATE", False)
 NOTIFY_WEBHOOK_DISABLE_AFTER = env.integer("NOTIFY_WEBHOOK_DISABLE_AFTER", 5, minimum=1)
+NOTIFY_RETENTION_DAYS = env.integer("NOTIFY_RETENTION_DAYS", 365, minimum=1)
 NOTIFY_DELIVERY_CHUNK = env.integer("NOTIFY_DELIVERY_CHUNK", 500, minimum=1)
 
 # --- Email ----------------------------------------------------------------------------
