@@ -4,6 +4,7 @@ subprocesses, and the self-checks that make a run exit 1."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +15,56 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
+
+
+def environment(database: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The variables a bench and its workers run with: the real settings on the bench's own
+    database and Redis database."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"{POSTGRES}/{database}",
+        "CELERY_BROKER_URL": redis_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "bench-only",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def own_database(bench: str, database: str, variables: dict[str, str], *, flush_redis: bool = False):
+    """A freshly created and migrated database for the bench, dropped afterwards whatever
+    happens (a terminated bench too); with ``flush_redis`` its Redis database is emptied
+    before and after."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    os.environ.update(variables)
+    redis_url = variables["REDIS_URL"] if flush_redis else None
+    require_services(bench, redis_url)
+    admin_sql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    admin_sql(f"CREATE DATABASE {database}")
+    if redis_url:
+        redis_client(redis_url).flushdb()
+    ready = False
+    try:
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        ready = True
+        began = time.perf_counter()
+        call_command("migrate", verbosity=0, interactive=False)
+        migrated = time.perf_counter() - began
+        version, buffers = sql("SHOW server_version")[0][0].split()[0], sql("SHOW shared_buffers")[0][0]
+        print(f"(PostgreSQL {version}, shared_buffers {buffers}; database {database} migrated in {migrated:.1f} s)")
+        yield
+    finally:
+        if ready:
+            from django.db import connections
+
+            connections.close_all()
+        admin_sql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        if redis_url:
+            redis_client(redis_url).flushdb()
 
 
 def admin_sql(statement: str) -> None:

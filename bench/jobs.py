@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import signal
 import statistics
 import sys
 import time
@@ -49,19 +47,12 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import POSTGRES, Worker, admin_sql, redis_client, require_services
+from bench.common import Worker, environment, own_database, redis_client
 
 DATABASE = "countinghouse_bench"
 REDIS = "redis://127.0.0.1:6379/13"
 QUEUES = "default,billing,receivables,ledger,notifications"
-ENVIRONMENT = {
-    "DJANGO_SETTINGS_MODULE": "config.settings",
-    "DATABASE_URL": f"{POSTGRES}/{DATABASE}",
-    "CELERY_BROKER_URL": REDIS,
-    "REDIS_URL": REDIS,
-    "SECRET_KEY": "bench-only",
-    "LOG_LEVEL": "WARNING",
-}
+ENVIRONMENT = environment(DATABASE, REDIS)
 POLL = 0.5  # seconds between looks at the counts; the end time itself is read from the rows
 STALL = 120.0  # seconds without progress before a phase gives up
 WARMUP = 20
@@ -445,50 +436,30 @@ def main() -> None:
         parser.error("--spread-minutes must divide 60")
 
     # A terminated bench (make interrupted, a CI timeout) still stops its worker and drops its database.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    os.environ.update(ENVIRONMENT)
-    require_services("bench/jobs.py", REDIS)
-    admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    admin_sql(f"CREATE DATABASE {DATABASE}")
-    redis_client(REDIS).flushdb()
-    worker, ready = None, False
-    try:
-        import django
-
-        django.setup()
-        ready = True
-        from django.core.management import call_command
-
-        began = time.perf_counter()
-        call_command("migrate", verbosity=0, interactive=False)
-        print(f"(database {DATABASE} migrated in {time.perf_counter() - began:.1f} s)\n")
-
-        floor = measure_floor(args.floor_runs)
-        worker = Worker("bench", QUEUES, 2, ENVIRONMENT)
-        raw = measure_raw(args.jobs, worker)
-        layer = measure_layer(args.jobs, worker)
-        worker.stop(wait=15)
-        worker = None
-        summary = report_throughput(floor, raw, layer)
-
-        beat = measure_beat(args.schedules, args.spread_minutes, args.cron, args.idle_ticks)
-        summary += report_beat(beat, args.schedules, args.spread_minutes, args.cron)
-
-        crowded = measure_floor(max(10, args.floor_runs // 10))
-        summary += report_crowded(floor, crowded)
-
-        print(f"\nSummary ({args.jobs} runs; {args.schedules} schedules, {args.cron} crons)")
-        for line in summary:
-            print(f"  {line}")
-    finally:
-        if worker is not None:
+    worker = None
+    with own_database("bench/jobs.py", DATABASE, ENVIRONMENT, flush_redis=True):
+        try:
+            print()
+            floor = measure_floor(args.floor_runs)
+            worker = Worker("bench", QUEUES, 2, ENVIRONMENT)
+            raw = measure_raw(args.jobs, worker)
+            layer = measure_layer(args.jobs, worker)
             worker.stop(wait=15)
-        if ready:
-            from django.db import connections
+            worker = None
+            summary = report_throughput(floor, raw, layer)
 
-            connections.close_all()
-        admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        redis_client(REDIS).flushdb()
+            beat = measure_beat(args.schedules, args.spread_minutes, args.cron, args.idle_ticks)
+            summary += report_beat(beat, args.schedules, args.spread_minutes, args.cron)
+
+            crowded = measure_floor(max(10, args.floor_runs // 10))
+            summary += report_crowded(floor, crowded)
+
+            print(f"\nSummary ({args.jobs} runs; {args.schedules} schedules, {args.cron} crons)")
+            for line in summary:
+                print(f"  {line}")
+        finally:
+            if worker is not None:
+                worker.stop(wait=15)
 
 
 if __name__ == "__main__":

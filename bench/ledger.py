@@ -44,10 +44,8 @@ import argparse
 import cProfile
 import datetime
 import io
-import os
 import pstats
 import random
-import signal
 import statistics
 import sys
 import time
@@ -58,17 +56,10 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import POSTGRES, Checks, SqlClock, admin_sql, batches, require_services, sql
+from bench.common import Checks, SqlClock, batches, environment, own_database, sql
 
 DATABASE = "countinghouse_bench_ledger"  # not jobs.py's database: the two may run side by side
-ENVIRONMENT = {
-    "DJANGO_SETTINGS_MODULE": "config.settings",
-    "DATABASE_URL": f"{POSTGRES}/{DATABASE}",
-    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
-    "REDIS_URL": "redis://127.0.0.1:6379/13",
-    "SECRET_KEY": "bench-only",
-    "LOG_LEVEL": "WARNING",
-}
+ENVIRONMENT = environment(DATABASE, "redis://127.0.0.1:6379/13")
 YEAR = 2025  # the year posted through the service; older years are history loaded by COPY
 SEED = 4
 ZERO = Decimal(0)
@@ -527,39 +518,16 @@ def main() -> None:
     if args.lines < 100 or args.grown < 2 * args.lines:
         parser.error("--lines must be at least 100 and --grown at least twice --lines")
 
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    os.environ.update(ENVIRONMENT)
-    require_services("bench/ledger.py")
-    admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    admin_sql(f"CREATE DATABASE {DATABASE}")
-    ready = False
-    try:
-        import django
-
-        django.setup()
-        ready = True
+    with own_database("bench/ledger.py", DATABASE, ENVIRONMENT):
         run(args)
-    finally:
-        if ready:
-            from django.db import connections
-
-            connections.close_all()
-        admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     check.exit_if_failed()
 
 
 def run(args) -> None:
-    from django.core.management import call_command
-
     from ledger.models import Period
     from ledger.services import periods as periods_service
     from ledger.services import posting
 
-    began = time.perf_counter()
-    call_command("migrate", verbosity=0, interactive=False)
-    version, buffers = sql("SHOW server_version")[0][0].split()[0], sql("SHOW shared_buffers")[0][0]
-    migrated = time.perf_counter() - began
-    print(f"(PostgreSQL {version}, shared_buffers {buffers}; database {DATABASE} migrated in {migrated:.1f} s)")
     company, accounts = setup_company()
     first, last = datetime.date(YEAR, 1, 1), datetime.date(YEAR, 12, 31)
     rng = random.Random(SEED)

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -49,28 +47,23 @@ from typing import NamedTuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
-    POSTGRES,
     Checks,
     SqlClock,
     Worker,
-    admin_sql,
     batches,
+    environment,
+    own_database,
     redis_client,
-    require_services,
     sql,
 )
 
 DATABASE = "countinghouse_bench_notifications"
 REDIS = "redis://127.0.0.1:6379/12"
-ENVIRONMENT = {
-    "DJANGO_SETTINGS_MODULE": "config.settings",
-    "DATABASE_URL": f"{POSTGRES}/{DATABASE}",
-    "CELERY_BROKER_URL": REDIS,
-    "REDIS_URL": REDIS,
-    "SECRET_KEY": "bench-only",
-    "LOG_LEVEL": "WARNING",
-    "EMAIL_URL": "memorymail://",  # Django's locmem backend: each message built, kept in the worker's memory
-}
+ENVIRONMENT = environment(
+    DATABASE,
+    REDIS,
+    EMAIL_URL="memorymail://",  # Django's locmem backend: each message built, kept in the worker's memory
+)
 KIND = "bench_invoice_due"  # a kind no code registers: the company's Template row is all it has
 CHANNELS = ("in_app", "email")
 USERS = 100  # portal users; each sees the notifications of 1 in USERS recipients
@@ -414,40 +407,15 @@ def main() -> None:
     if args.recipients < USERS or args.naive > args.recipients:
         parser.error(f"--recipients must be at least {USERS} and --naive at most --recipients")
 
-    # A terminated bench still stops its workers and drops its database.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    os.environ.update(ENVIRONMENT)
-    require_services("bench/notifications.py", REDIS)
-    admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    admin_sql(f"CREATE DATABASE {DATABASE}")
-    redis_client(REDIS).flushdb()
-    ready = False
-    try:
-        import django
-
-        django.setup()
-        ready = True
+    # A terminated bench still stops its workers (run's finally) and drops its database.
+    with own_database("bench/notifications.py", DATABASE, ENVIRONMENT, flush_redis=True):
         run(args)
-    finally:
-        if ready:
-            from django.db import connections
-
-            connections.close_all()
-        admin_sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        redis_client(REDIS).flushdb()
     check.exit_if_failed()
 
 
 def run(args) -> None:
-    from django.core.management import call_command
-
     from notifications.services.sending import notify, notify_many
 
-    began = time.perf_counter()
-    call_command("migrate", verbosity=0, interactive=False)
-    version, buffers = sql("SHOW server_version")[0][0].split()[0], sql("SHOW shared_buffers")[0][0]
-    migrated = time.perf_counter() - began
-    print(f"(PostgreSQL {version}, shared_buffers {buffers}; database {DATABASE} migrated in {migrated:.1f} s)")
     books = setup()
     n = args.recipients
     notification, delivery = tables()
