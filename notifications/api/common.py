@@ -19,6 +19,7 @@ from django.db import IntegrityError, models, transaction
 from rest_framework import exceptions, permissions, serializers
 
 from config.companies import CompanyFilter, company_model
+from notifications.models import kind_validator
 
 WRITE_REFUSED = "Only members of the company change its notifications."
 PLATFORM_REFUSED = "Only superusers change the platform's rows (those of no company)."
@@ -176,3 +177,14 @@ class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
 
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
+
+
+def preference_kind_field() -> serializers.CharField:
+    """A preference's kind: one kind, or empty for every kind without its own preference."""
+    return serializers.CharField(
+        max_length=64,
+        allow_blank=True,
+        default="",
+        validators=[kind_validator],
+        help_text="Empty: every kind without its own preference.",
+    )

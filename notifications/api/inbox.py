@@ -19,8 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import Conflict
-from notifications.api.common import BooleanFilter, readable_companies
-from notifications.models import Notification, Preference, kind_validator
+from notifications.api.common import BooleanFilter, preference_kind_field, readable_companies
+from notifications.models import Notification, Preference
 from notifications.services.recipients import user_key
 
 
@@ -71,13 +71,7 @@ class ReadableCompanyField(serializers.PrimaryKeyRelatedField):
 
 class OwnPreferenceSerializer(serializers.ModelSerializer):
     company = ReadableCompanyField(allow_null=True, default=None, help_text="Empty: in every company.")
-    kind = serializers.CharField(
-        max_length=64,
-        allow_blank=True,
-        default="",
-        validators=[kind_validator],
-        help_text="Empty: every kind without its own preference.",
-    )
+    kind = preference_kind_field()
 
     class Meta:
         model = Preference

@@ -9,8 +9,15 @@ from django.core.validators import RegexValidator
 from rest_framework import permissions, serializers, viewsets
 from timezone_field.rest_framework import TimeZoneSerializerField
 
-from notifications.api.common import BooleanFilter, CompanyField, CompanyFilterSet, MembersWrite, RowSerializer
-from notifications.models import Preference, QuietHours, kind_validator
+from notifications.api.common import (
+    BooleanFilter,
+    CompanyField,
+    CompanyFilterSet,
+    MembersWrite,
+    RowSerializer,
+    preference_kind_field,
+)
+from notifications.models import Preference, QuietHours
 
 RECIPIENT_HELP = 'Who it is for: "user:7", "billing.customer:42".'
 recipient_key_validator = RegexValidator(
@@ -41,13 +48,7 @@ class PreferenceSerializer(RowSerializer):
     recipient_key = serializers.CharField(
         max_length=120, validators=[recipient_key_validator], help_text=RECIPIENT_HELP
     )
-    kind = serializers.CharField(
-        max_length=64,
-        allow_blank=True,
-        default="",
-        validators=[kind_validator],
-        help_text="Empty: every kind without its own preference.",
-    )
+    kind = preference_kind_field()
 
     unique = ("recipient_key", "kind", "channel")
     unique_message = "The recipient already has a preference for this kind and channel."
