@@ -130,12 +130,13 @@ def _company_names(ids: set[int]) -> dict[int, str]:
 
 def _in_app(deliveries: list[Delivery]) -> dict[str, int]:
     rendered = _render_all(deliveries, html=False)
-    ok = [d for d in deliveries if not isinstance(rendered[d.notification_id], RenderError)]
+    ok, failed = [], []
+    for d in deliveries:
+        (failed if isinstance(rendered[d.notification_id], RenderError) else ok).append(d)
     now = timezone.now()
     with transaction.atomic():
         Notification.objects.filter(pk__in=[d.notification_id for d in ok], in_app_at=None).update(in_app_at=now)
         _mark_sent(ok, now)
-        failed = [d for d in deliveries if d not in ok]
         for d in failed:
             _fail(d, str(rendered[d.notification_id]), now)
     return {"sent": len(ok), "failed": len(failed)}
