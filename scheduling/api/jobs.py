@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import Conflict, FileFormatNegotiation
+from config.companies import company_model
 from scheduling import slots
 from scheduling.choices import RunStatus, Trigger
 from scheduling.models import JobAlert, JobDefinition, JobLog, JobRun, JobSchedule
@@ -136,7 +137,7 @@ class RunRequestSerializer(serializers.Serializer):
         return definition
 
     def validate_company(self, pk: int):
-        company = runs.company_model().objects.filter(pk=pk).first()
+        company = company_model().objects.filter(pk=pk).first()
         if company is None:
             raise serializers.ValidationError(f"no company {pk}")
         return company

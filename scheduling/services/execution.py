@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.companies import company_model
 from scheduling import registry
 from scheduling.choices import CLAIMABLE, FINISHED, Level, Overlap, RunStatus
 from scheduling.models import ChunkStatus, JobChunk, JobDefinition, JobLog, JobRun
@@ -120,7 +121,7 @@ class JobContext:
     def company(self):
         if self.run.company_id is None:
             return None
-        return runs.company_model().objects.get(pk=self.run.company_id)
+        return company_model().objects.get(pk=self.run.company_id)
 
     # Reporting
     def log(self, message: str, level: str | int = "info", **data: Any) -> None:

@@ -16,6 +16,7 @@ from django.db.models import Min
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from config.companies import company_model
 from scheduling import calendar, slots
 from scheduling.choices import CatchUp, Cause, RunStatus, Scope, Trigger
 from scheduling.models import JobDefinition, JobRun, JobSchedule
@@ -127,7 +128,7 @@ def _fire(due: list[JobSchedule], now: datetime.datetime) -> int:
             targets = [schedule.company_id]
         else:
             if company_ids is None:  # read once per tick, and only when a company job fires for all
-                company_ids = list(runs.company_model().objects.order_by("pk").values_list("pk", flat=True))
+                company_ids = list(company_model().objects.order_by("pk").values_list("pk", flat=True))
             targets = company_ids
         for slot_at in chosen:
             slot = slots.slot_for(definition.key_by, slot_at, tz)

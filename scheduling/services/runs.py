@@ -12,7 +12,6 @@ import logging
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
-from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -32,10 +31,6 @@ RERUNNABLE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED
 
 class RunError(Exception):
     """An operator asked for something a run's state does not allow."""
-
-
-def company_model():
-    return apps.get_model(settings.SCHEDULING_COMPANY_MODEL)
 
 
 def job_timezone(definition: JobDefinition, company=None) -> str:

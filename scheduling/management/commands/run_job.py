@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from rest_framework.utils.encoders import JSONEncoder
 
 from config.commands import database_ready
+from config.companies import company_model
 from scheduling.choices import FINISHED, RunStatus, Trigger
 from scheduling.models import ChunkStatus, JobDefinition, JobRun
 from scheduling.registry import ParamError
@@ -86,7 +87,7 @@ class Command(BaseCommand):
     def _company(self, text: str | None):
         if not text:
             return None
-        model = runs.company_model()
+        model = company_model()
         field_names = {field.name for field in model._meta.fields}
         found = model._default_manager.filter(slug=text).first() if "slug" in field_names else None
         if found is None and text.isdigit():
