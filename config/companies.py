@@ -12,8 +12,9 @@ from django import forms
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
+from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -73,3 +74,77 @@ class AdminCompanyFilter(admin.RelatedFieldListFilter):
             return field.get_choices(include_blank=False, ordering=ordering)
         limit = {"pk__in": company_model().objects.of_member(request.user)}
         return field.get_choices(include_blank=False, limit_choices_to=limit, ordering=ordering)
+
+
+# --- The admin ------------------------------------------------------------------------
+
+
+def member_companies(user) -> QuerySet:
+    return company_model().objects.of_member(user)
+
+
+def _company_lookup(model: type[models.Model]) -> str | None:
+    if model is company_model():
+        return "pk__in"
+    try:
+        field = model._meta.get_field("company")
+    except FieldDoesNotExist:
+        return None
+    return "company__in" if field.is_relation and field.related_model is company_model() else None
+
+
+def in_companies(queryset: QuerySet, user, *, platform: bool = False) -> QuerySet:
+    """``queryset`` as ``user`` may see it in the admin. Superusers run the platform and see
+    every company; other staff see only the companies they are members of (and, with
+    ``platform``, the rows of no company). The API's ``for_user`` lets every staff user read
+    everything; the admin also writes, so it does not. Rows that belong to no company by
+    their nature, such as users, are left as they are."""
+    lookup = _company_lookup(queryset.model)
+    if user.is_superuser or lookup is None:
+        return queryset
+    visible = Q(**{lookup: member_companies(user)})
+    if platform and lookup == "company__in":
+        visible |= Q(company=None)
+    return queryset.filter(visible)
+
+
+class CompanyScoped:
+    """Mixed into a ModelAdmin or inline (ahead of the admin class) so an operator works only
+    on the rows of their companies (see ``in_companies``).
+
+    The admin reads every row through ``get_queryset``: changelists and their counts, change,
+    delete and history pages (another company's object "doesn't exist", as a missing one),
+    an action's selection, and the autocomplete answers for a field pointing at this model.
+    Foreign-key choices in forms are narrowed the same way, so a posted choice from another
+    company is not a valid one. A row of no company is the platform's: only superusers make
+    or change one, and ``platform_readable`` shows them to other staff, read-only.
+    """
+
+    platform_readable = False
+
+    def get_queryset(self, request):
+        return in_companies(super().get_queryset(request), request.user, platform=self.platform_readable)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is not None and getattr(field, "queryset", None) is not None:
+            field.queryset = in_companies(field.queryset, request.user)  # the widget follows its field's queryset
+            if db_field.name == "company" and not request.user.is_superuser:
+                field.required = True
+        return field
+
+    def get_list_filter(self, request):
+        return [(name, AdminCompanyFilter) if name == "company" else name for name in super().get_list_filter(request)]
+
+    def _platform_row(self, request, obj) -> bool:
+        return obj is not None and _company_lookup(type(obj)) == "company__in" and obj.company_id is None
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if self._platform_row(request, obj) and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if self._platform_row(request, obj) and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)

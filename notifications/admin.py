@@ -14,11 +14,10 @@ import re
 from django import forms
 from django.contrib import admin, messages
 from django.core.validators import URLValidator
-from django.db.models import Q, QuerySet
 from django.utils.html import escape, format_html
 from django.utils.text import Truncator
 
-from config.companies import AdminCompanyFilter
+from config.companies import CompanyScoped
 from notifications.models import (
     KIND_RE,
     Delivery,
@@ -31,59 +30,6 @@ from notifications.models import (
 from notifications.services import delivery as delivery_service
 from notifications.services import rendering, webhooks
 from notifications.services.rendering import RenderError
-
-PLATFORM_READ_ONLY = "Only superusers change the platform's rows (those of no company)."
-
-# --- Scoping ----------------------------------------------------------------------------
-
-
-def member_companies(user) -> QuerySet:
-    return Notification._meta.get_field("company").related_model.objects.of_member(user)
-
-
-def in_companies(queryset: QuerySet, user, *, platform: bool = False) -> QuerySet:
-    """``queryset`` as ``user`` may see it: everything for a superuser, otherwise the rows of
-    their member companies (and, with ``platform``, the rows of no company)."""
-    if user.is_superuser:
-        return queryset
-    visible = Q(company__in=member_companies(user))
-    return queryset.filter(visible | Q(company=None) if platform else visible)
-
-
-class CompanyScoped:
-    """Mixed in ahead of the admin class: lists, pages, actions, filters and the company
-    choice follow ``in_companies``. ``platform_readable`` shows non-superusers the rows of
-    no company, read-only."""
-
-    platform_readable = False
-
-    def get_queryset(self, request):
-        return in_companies(super().get_queryset(request), request.user, platform=self.platform_readable)
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if field is not None and getattr(field, "queryset", None) is not None and not request.user.is_superuser:
-            if db_field.name == "company":
-                field.queryset = field.queryset.filter(pk__in=member_companies(request.user))
-                field.required = True  # a row of no company is the platform's: a superuser's
-            elif any(f.name == "company" for f in field.queryset.model._meta.fields):
-                field.queryset = in_companies(field.queryset, request.user)
-        return field
-
-    def get_list_filter(self, request):
-        return [(name, AdminCompanyFilter) if name == "company" else name for name in super().get_list_filter(request)]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        platform_row = obj is not None and obj.company_id is None
-        if platform_row and not request.user.is_superuser:
-            return False
-        return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        platform_row = obj is not None and obj.company_id is None
-        if platform_row and not request.user.is_superuser:
-            return False
-        return super().has_delete_permission(request, obj)
 
 
 class ReadOnly:

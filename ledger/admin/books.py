@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from ledger.admin.common import CompanyScoped, operate, period_label
+from config.companies import CompanyScoped
+from ledger.admin.common import operate, period_label
 from ledger.models import (
     Account,
     FiscalYear,

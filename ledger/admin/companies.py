@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from ledger.admin.common import CompanyScoped, reason
+from config.companies import CompanyScoped
+from ledger.admin.common import reason
 from ledger.errors import PostingError
 from ledger.models import (
     Company,

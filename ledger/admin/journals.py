@@ -11,8 +11,9 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.forms.models import BaseInlineFormSet
 
+from config.companies import CompanyScoped
 from ledger import currencies
-from ledger.admin.common import CompanyScoped, entry_link, operate
+from ledger.admin.common import entry_link, operate
 from ledger.errors import PostingError
 from ledger.models import (
     EntryStatus,

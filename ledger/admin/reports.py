@@ -7,7 +7,8 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 
-from ledger.admin.common import CompanyScoped, in_companies, period_label
+from config.companies import CompanyScoped, in_companies
+from ledger.admin.common import period_label
 from ledger.models import (
     Budget,
     BudgetVariance,
