@@ -8,3 +8,12 @@ class BillingConfig(AppConfig):
     """
 
     name = "billing"
+
+    def ready(self) -> None:
+        from billing import kinds
+        from billing.services.subledger import open_items_by_party
+        from ledger import subledgers
+        from ledger.models import AccountRole
+
+        kinds.register()
+        subledgers.register(AccountRole.RECEIVABLES, "billing open items", open_items_by_party)

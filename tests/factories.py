@@ -128,3 +128,48 @@ class QuietHoursFactory(factory.django.DjangoModelFactory):
     start = datetime.time(22, 0)
     end = datetime.time(7, 0)
     timezone = "Europe/London"
+
+
+# --- Billing -----------------------------------------------------------------------------
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.Customer"
+
+    company = factory.SubFactory(CompanyFactory)
+    name = factory.Sequence(lambda n: f"Customer {n}")
+    email = factory.Sequence(lambda n: f"customer{n}@example.com")
+    payment_terms_days = 14
+
+
+class FeeStructureFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.FeeStructure"
+
+    company = factory.SubFactory(CompanyFactory)
+    code = factory.Sequence(lambda n: f"FEE{n:03d}")
+    name = factory.Sequence(lambda n: f"Course {n}")
+    amount = "100.00"
+    currency = factory.LazyAttribute(lambda f: f.company.base_currency)
+    cadence = "monthly"
+
+
+class FeeComponentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.FeeComponent"
+
+    fee_structure = factory.SubFactory(FeeStructureFactory)
+    position = factory.Sequence(lambda n: n)
+    name = factory.Sequence(lambda n: f"Component {n}")
+    amount = "50.00"
+
+
+class EnrolmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.Enrolment"
+
+    company = factory.SubFactory(CompanyFactory)
+    customer = factory.SubFactory(CustomerFactory, company=factory.SelfAttribute("..company"))
+    fee_structure = factory.SubFactory(FeeStructureFactory, company=factory.SelfAttribute("..company"))
+    start_date = datetime.date(2025, 9, 1)

@@ -41,6 +41,8 @@ class AccountRole(models.TextChoices):
     TAX = "tax", "Tax control"
     BANK = "bank", "Bank"
     RETAINED_EARNINGS = "retained_earnings", "Retained earnings"
+    SALES = "sales", "Sales income (billing's default)"
+    OTHER_INCOME = "other_income", "Other income (fees and interest charged)"
 
 
 # Control accounts whose balance a sub-ledger of parties (customers, suppliers) explains.

@@ -433,3 +433,23 @@ def _chunk_failed(ctx: JobContext, exc: BaseException, retries: int) -> str | Re
     JobChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.FAILED)
     _fail(run, f"chunk {chunk.index} failed: {error}", traceback.format_exc(), now=timezone.now())
     return "failed"
+
+
+def run_here(run: JobRun) -> JobRun:
+    """Claim and execute the run, its retries and its chunks in this process, and return it
+    finished (or blocked, waiting). A message already on the broker for it does nothing
+    when a worker gets it: the run is claimed once."""
+    while True:
+        run.refresh_from_db()
+        if run.status in CLAIMABLE:
+            execute_run(run.pk, task_id=f"inline-{run.pk}-{time.time_ns()}", worker="inline")
+            continue
+        pending = list(run.chunks.filter(status=ChunkStatus.PENDING).values_list("index", flat=True))
+        if run.status != RunStatus.RUNNING or not pending:
+            return run
+        for index in pending:
+            outcome = execute_chunk(run.pk, index, retries=0)
+            retries = 0
+            while isinstance(outcome, RetryLater):
+                retries += 1
+                outcome = execute_chunk(run.pk, index, retries=retries)

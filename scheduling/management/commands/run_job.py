@@ -8,7 +8,7 @@ from rest_framework.utils.encoders import JSONEncoder
 from config.commands import database_ready
 from config.companies import company_model
 from scheduling.choices import FINISHED, RunStatus, Trigger
-from scheduling.models import ChunkStatus, JobDefinition, JobRun
+from scheduling.models import JobDefinition, JobRun
 from scheduling.registry import ParamError
 from scheduling.services import execution, runs
 
@@ -59,7 +59,7 @@ class Command(BaseCommand):
         if not created and not options["rerun"]:
             self.stderr.write(f"run {run.pk} for {run.run_key} already exists ({run.status}); --rerun runs it again")
         if options["inline"]:
-            run = self._execute_here(run)
+            run = execution.run_here(run)
         elif options["wait"]:
             run = self._wait(run, options["timeout"])
         self._print(run, options["json"])
@@ -95,24 +95,6 @@ class Command(BaseCommand):
         if found is None:
             raise CommandError(f"no company {text!r}")
         return found
-
-    def _execute_here(self, run: JobRun) -> JobRun:
-        """Claim and execute the run, its retries and its chunks in this process. A message
-        already on the broker for it does nothing when a worker gets it: the run is claimed once."""
-        while True:
-            run.refresh_from_db()
-            if run.status in (RunStatus.QUEUED, RunStatus.RETRYING):
-                execution.execute_run(run.pk, task_id=f"inline-{run.pk}-{time.time_ns()}", worker="inline")
-                continue
-            pending = list(run.chunks.filter(status=ChunkStatus.PENDING).values_list("index", flat=True))
-            if run.status != RunStatus.RUNNING or not pending:
-                return run
-            for index in pending:
-                outcome = execution.execute_chunk(run.pk, index, retries=0)
-                retries = 0
-                while isinstance(outcome, execution.RetryLater):
-                    retries += 1
-                    outcome = execution.execute_chunk(run.pk, index, retries=retries)
 
     def _wait(self, run: JobRun, timeout: float) -> JobRun:
         deadline = time.monotonic() + timeout

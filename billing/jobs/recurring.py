@@ -1,0 +1,1 @@
+"""Recurring templates (seed 001): RECURRING_GENERATE."""

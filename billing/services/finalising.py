@@ -1,0 +1,152 @@
+"""Finalising invoices: number, post, notify — for any number of drafts in one go.
+
+The drafts are read after the company's invoice counter is locked, so two finalisers of
+the same drafts take turns and the second finds them open already. Everything happens in
+the caller's transaction: a failure anywhere (a closed period refusing the posting) leaves
+the drafts as they were and their numbers untaken.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.utils import timezone
+
+from billing.errors import BillingError
+from billing.kinds import INVOICE_ISSUED
+from billing.models import Customer, Invoice, InvoiceLine, InvoiceStatus, Series
+from billing.services import books as books_service
+from billing.services import numbering, periods
+from config import bulk
+from ledger.models import Company, JournalEntry, Source
+from ledger.services import posting
+from notifications.services.recipients import Recipient
+from notifications.services.sending import Message, notify_many
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class Finalised:
+    invoices: list[int] = field(default_factory=list)  # finalised by this call, in number order
+    notified: int = 0  # notifications created ("invoice issued")
+
+
+def finalise(company: Company, invoice_ids: Sequence[int], *, notify: bool = True) -> Finalised:
+    """Finalise the drafts among ``invoice_ids``; others (already open, void, another
+    company's) are left alone."""
+    if not invoice_ids:
+        return Finalised()
+    with transaction.atomic():
+        sequence = numbering.lock(company, Series.INVOICE)
+        drafts = list(
+            Invoice.objects.filter(company=company, pk__in=invoice_ids, status=InvoiceStatus.DRAFT)
+            .order_by("pk")
+            .values("pk", "customer_id", "issue_date", "due_date", "total", "currency", "cadence", "period_start")
+        )
+        if not drafts:
+            return Finalised()
+        wrong = sorted({d["currency"] for d in drafts} - {company.base_currency})
+        if wrong:
+            raise BillingError(
+                {"currency": [f"Invoices in {', '.join(wrong)} cannot post to books kept in {company.base_currency}."]}
+            )
+        numbered = numbering.advance(sequence, len(drafts))
+        entries = _entries(company, drafts, numbered)
+        posting.post_many(company, entries)
+        entry_ids = dict(
+            JournalEntry.objects.filter(
+                company=company, source=Source.BILLING, source_id__in=[e.source_id for e in entries]
+            ).values_list("source_id", "pk")
+        )
+        now = timezone.now()
+        rows = []
+        for draft, number in zip(drafts, numbered, strict=True):
+            settled = draft["total"] == ZERO
+            rows.append(
+                Invoice(
+                    pk=draft["pk"],
+                    number=number,
+                    status=InvoiceStatus.PAID if settled else InvoiceStatus.OPEN,
+                    finalised_at=now,
+                    journal_entry_id=entry_ids.get(f"invoice:{draft['pk']}"),
+                )
+            )
+        bulk.update_columns(Invoice, rows, ["number", "status", "finalised_at", "journal_entry"])
+        notified = _notify(company, drafts, numbered) if notify else 0
+    return Finalised(invoices=[d["pk"] for d in drafts], notified=notified)
+
+
+def _entries(company: Company, drafts: list[dict], numbered: list[str]) -> list[posting.Entry]:
+    lines: dict[int, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
+    for invoice_id, account, amount, tax in InvoiceLine.objects.filter(
+        invoice_id__in=[d["pk"] for d in drafts]
+    ).values_list("invoice_id", "income_account_id", "amount", "tax"):
+        lines[invoice_id].append((account, amount, tax))
+    books = books_service.books(company)
+    entries = []
+    for draft, number in zip(drafts, numbered, strict=True):
+        if draft["total"] == ZERO:
+            continue  # nothing to post; the invoice is settled as it stands
+        memo = f"Invoice {number}"
+        if draft["period_start"] and draft["cadence"]:
+            memo += f" for {periods.label(draft['cadence'], draft['period_start'])}"
+        entries.append(
+            books_service.invoice_entry(
+                books,
+                invoice_id=draft["pk"],
+                customer_id=draft["customer_id"],
+                date=draft["issue_date"],
+                reference=number,
+                memo=memo,
+                total=draft["total"],
+                income=lines[draft["pk"]],
+            )
+        )
+    return entries
+
+
+def _notify(company: Company, drafts: list[dict], numbered: list[str]) -> int:
+    customers = {
+        row[0]: row
+        for row in Customer.objects.filter(pk__in={d["customer_id"] for d in drafts}).values_list(
+            "pk", "name", "email", "portal_user_id"
+        )
+    }
+    party_type = ContentType.objects.get_for_model(Customer).pk
+    messages = []
+    for draft, number in zip(drafts, numbered, strict=True):
+        customer_id, name, email, user_id = customers[draft["customer_id"]]
+        period = periods.label(draft["cadence"], draft["period_start"]) if draft["cadence"] else ""
+        messages.append(
+            Message(
+                recipient=Recipient(
+                    key=f"billing.customer:{customer_id}",
+                    name=name,
+                    email=email,
+                    user_id=user_id,
+                    party_type_id=party_type,
+                    party_id=str(customer_id),
+                ),
+                kind=INVOICE_ISSUED,
+                context={
+                    "company_name": company.name,
+                    "customer_name": name,
+                    "invoice_id": draft["pk"],
+                    "invoice_number": number,
+                    "period": period,
+                    "issue_date": draft["issue_date"].isoformat(),
+                    "due_date": draft["due_date"].isoformat(),
+                    "currency": draft["currency"],
+                    "total": str(draft["total"]),
+                },
+                company=company.pk,
+                dedupe_key=f"invoice_issued:{draft['pk']}",
+            )
+        )
+    return len(notify_many(messages).created)
