@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("scheduling.api")),
     path("", include("ledger.api")),
     path("", include("notifications.api")),
+    path("", include("billing.api")),
     path("auth/token", ObtainToken.as_view(), name="auth-token"),
 ]
 

@@ -1,0 +1,1 @@
+"""Billing admin: customers."""

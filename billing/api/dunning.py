@@ -1,0 +1,4 @@
+"""Billing API: dunning."""
+
+routes: list = []  # (prefix under api/v1/, viewset, basename)
+urlpatterns: list = []

@@ -1,0 +1,4 @@
+"""Billing API: invoices."""
+
+routes: list = []  # (prefix under api/v1/, viewset, basename)
+urlpatterns: list = []
