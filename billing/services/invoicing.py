@@ -68,6 +68,8 @@ class RunSpec:
     issue_date: datetime.date
     consolidate: bool = True
     finalise: bool = True
+    source: str = InvoiceSource.RUN
+    enrolments: tuple[int, ...] = ()  # only these, when given
 
     @classmethod
     def for_period(
@@ -152,6 +154,26 @@ class _Group:
     consolidated: bool
 
 
+def invoice_enrolment(enrolment: Enrolment, *, on: datetime.date | None = None) -> Outcome:
+    """Invoice a new enrolment's current period at once (``invoice_on_enrolment``): the
+    period containing its start or ``on`` (the company's today), whichever is later. The
+    invoice is the enrolment's own, so the period's run leaves the enrolment out of the
+    customer's consolidated invoice rather than billing it twice."""
+    day = max(enrolment.start_date, on or enrolment.company.today())
+    base = RunSpec.for_period(enrolment.company, enrolment.fee_structure.cadence, day, consolidate=False)
+    spec = RunSpec(
+        base.company,
+        base.cadence,
+        base.period_start,
+        base.period_end,
+        day,
+        consolidate=False,
+        source=InvoiceSource.ENROLMENT,
+        enrolments=(enrolment.pk,),
+    )
+    return bill_range(spec, enrolment.customer_id, enrolment.customer_id)
+
+
 def bill_range(spec: RunSpec, first: int, last: int, *, dry_run: bool = False) -> Outcome:
     """Bill the customers with ids in [first, last]; see the module docstring."""
     with transaction.atomic():
@@ -202,6 +224,7 @@ def _groups(spec: RunSpec, first: int, last: int) -> tuple[list[_Group], int]:
             start_date__lte=spec.period_end,
         )
         .filter(Q(end_date__isnull=True) | Q(end_date__gte=spec.period_start))
+        .filter(Q(pk__in=spec.enrolments) if spec.enrolments else Q())
         .annotate(is_billed=Exists(billed))
         .order_by("customer_id", "pk")
         .values_list("pk", "customer_id", "fee_structure_id", "consolidate", "is_billed")
@@ -307,7 +330,7 @@ def _insert(spec: RunSpec, groups: list[_Group], fees: dict[int, _Fee]) -> dict[
             "customer": [g.customer_id for g in groups],
             "number": [""] * n,
             "status": [InvoiceStatus.DRAFT.value] * n,
-            "source": [InvoiceSource.RUN.value] * n,
+            "source": [str(spec.source)] * n,
             "billing_key": [g.key for g in groups],
             "issue_date": [spec.issue_date] * n,
             "due_date": [spec.issue_date + datetime.timedelta(days=terms[g.customer_id]) for g in groups],

@@ -180,3 +180,21 @@ def test_the_job_records_its_run(company, fees, enrol, customer):
     record = InvoiceRun.objects.get()
     assert (record.period_start, record.created, record.notified) == (JAN, 1, 1)
     assert (run.status, run.run_key, run.created) == ("succeeded", "2026-01", 1)
+
+
+def test_an_enrolment_invoiced_on_creation_is_left_out_of_the_periods_run(company, fees, enrol, customer):
+    enrol(customer, fees["maths"])
+    english = enrol(customer, fees["english"], start_date=datetime.date(2026, 1, 10), invoice_on_enrolment=True)
+
+    first = invoicing.invoice_enrolment(english, on=datetime.date(2026, 1, 10))
+    run = invoicing.generate(monthly(company))
+
+    own = Invoice.objects.get(pk=first.invoices[0])
+    assert (own.source, own.issue_date, own.subtotal, own.enrolment) == (
+        "enrolment",
+        datetime.date(2026, 1, 10),
+        Decimal("1500.00"),
+        english,
+    )
+    assert run.created == 1
+    assert Invoice.objects.exclude(pk=own.pk).get().subtotal == Decimal("2000.00")
