@@ -1,4 +1,7 @@
+import datetime
+
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
@@ -84,16 +87,34 @@ def test_admin_password_from_the_environment_is_never_printed(var_dir, monkeypat
 
 
 def test_demo_data_loads_once(capsys):
-    call_command("load_demo")
-    call_command("load_demo")
+    from billing.models import Invoice
+
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, tzinfo=datetime.UTC), tick=False):
+        call_command("load_demo")
+        call_command("load_demo")
 
     assert Company.objects.filter(slug="demo").count() == 1
-    assert capsys.readouterr().out.splitlines() == [
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [
         "ledger: company 'demo' created",
         "ledger: chart of accounts for 'demo': 31 accounts created, 0 already there",
-        "ledger: company 'demo' already there",
-        "ledger: chart of accounts for 'demo': 0 accounts created, 31 already there",
     ]
+    first, second = lines[: len(lines) // 2], lines[len(lines) // 2 :]
+    assert first[2:] == [
+        "billing: company 'school' created",
+        "billing: 40 pupils (40 new) enrolled on 5 courses",
+        "billing: dunning levels at 1, 7, 14, 30 days overdue",
+        "billing: November 2026 invoices: 40 created, 0 already there",
+    ]
+    assert second[2:] == [
+        "billing: company 'school' already there",
+        "billing: 40 pupils (0 new) enrolled on 5 courses",
+        "billing: dunning levels at 1, 7, 14, 30 days overdue",
+        "billing: November 2026 invoices: 0 created, 40 already there",
+    ]
+    school = Invoice.objects.filter(company__slug="school")
+    assert school.filter(status="open").count() == 40
+    assert sorted(school.values_list("number", flat=True))[-1] == "INV-000040"
 
 
 def test_runplatform_refuses_malformed_flower_credentials_in_one_line(var_dir, monkeypatch):
