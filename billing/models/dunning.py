@@ -59,6 +59,7 @@ class NoticeStatus(models.TextChoices):
     PENDING = "pending"
     SENT = "sent"
     CANCELLED = "cancelled", "cancelled (settled first)"
+    SUPERSEDED = "superseded", "superseded (a higher level was due when sent)"
 
 
 class OverdueNotice(models.Model):
@@ -66,8 +67,8 @@ class OverdueNotice(models.Model):
     invoice = models.ForeignKey("billing.Invoice", on_delete=models.CASCADE, related_name="overdue_notices")
     level = models.ForeignKey(DunningLevel, on_delete=models.SET_NULL, null=True, blank=True, related_name="notices")
     level_days = models.PositiveSmallIntegerField(help_text="The level's days overdue when the notice was made.")
-    days_overdue = models.PositiveIntegerField()
-    amount_due = models.DecimalField(**MONEY)
+    days_overdue = models.PositiveIntegerField(help_text="When made; once sent, as of the day it was sent.")
+    amount_due = models.DecimalField(**MONEY, help_text="When made; once sent, as of the day it was sent.")
     business_date = models.DateField()
     status = models.CharField(max_length=10, choices=NoticeStatus.choices, default=NoticeStatus.PENDING)
     notification_id = models.BigIntegerField(null=True, blank=True)

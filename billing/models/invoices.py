@@ -13,6 +13,7 @@ import datetime
 from decimal import Decimal
 
 from django.db import models
+from django.db.models.functions import Round
 
 from billing.models.customers import RATE, Cadence, Customer, Enrolment, FeeStructure
 from ledger import currencies
@@ -160,7 +161,7 @@ class Invoice(models.Model):
                 condition=models.Q(due_date__gte=models.F("issue_date")), name="invoice_due_after_issue"
             ),
             models.CheckConstraint(
-                condition=models.Q(due=models.F("total") - models.F("paid") - models.F("credited")),
+                condition=models.Q(due=Round(models.F("total") - models.F("paid") - models.F("credited"), 3)),
                 name="invoice_due_is_total_less_settled",
             ),
             models.CheckConstraint(condition=models.Q(due__gte=0), name="invoice_not_over_settled"),

@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models.functions import Round
 
 from billing.models.customers import Customer
 from billing.models.invoices import Invoice
@@ -65,7 +66,7 @@ class Payment(models.Model):
                 name="payment_unique_external_id",
             ),
             models.CheckConstraint(
-                condition=models.Q(unallocated=models.F("amount") - models.F("allocated")),
+                condition=models.Q(unallocated=Round(models.F("amount") - models.F("allocated"), 3)),
                 name="payment_unallocated_is_rest",
             ),
             models.CheckConstraint(condition=models.Q(unallocated__gte=0), name="payment_not_over_allocated"),
@@ -121,10 +122,11 @@ class CreditNote(models.Model):
                 fields=["company", "number"], condition=~models.Q(number=""), name="credit_note_unique_number"
             ),
             models.CheckConstraint(
-                condition=models.Q(total=models.F("subtotal") + models.F("tax")), name="credit_note_total_is_sum"
+                condition=models.Q(total=Round(models.F("subtotal") + models.F("tax"), 3)),
+                name="credit_note_total_is_sum",
             ),
             models.CheckConstraint(
-                condition=models.Q(unallocated=models.F("total") - models.F("allocated")),
+                condition=models.Q(unallocated=Round(models.F("total") - models.F("allocated"), 3)),
                 name="credit_note_unallocated_is_rest",
             ),
             models.CheckConstraint(condition=models.Q(unallocated__gte=0), name="credit_note_not_over_allocated"),
