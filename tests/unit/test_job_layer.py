@@ -438,9 +438,9 @@ def test_a_run_twice_as_slow_as_its_recent_p95_raises_a_slow_alert():
 
 @pytest.fixture
 def quiet_platform():
-    """The platform's own schedules out of the way: with time frozen on another hour than the
-    real one, they would be due (or missed) depending on when the suite runs."""
-    JobSchedule.objects.filter(job__code__startswith="SYS_").delete()
+    """Only the test jobs' schedules: with time frozen on another hour than the real one, the
+    platform's and the apps' own would be due (or missed) depending on when the suite runs."""
+    JobSchedule.objects.exclude(job__code__startswith="TEST_").delete()
 
 
 def minute_schedule(code: str = "TEST_MINUTE", **task) -> JobSchedule:
