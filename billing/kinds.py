@@ -1,6 +1,11 @@
 """The notifications billing sends, with their default letters. A company overrides a
 letter with its own template of the same kind (admin or API), or sends a dunning level
-under a kind of its own."""
+under a kind of its own.
+
+The reminder kinds' context (a dunning level reached): company_name, customer_name,
+invoice_id, invoice_number, due_date, days_overdue, level, currency, amount_due, fee,
+interest (amounts as text in the currency's decimals), fee_charged and interest_charged
+(true when charged), fee_invoice_number (the dunning invoice carrying them, or empty)."""
 
 from __future__ import annotations
 
@@ -51,6 +56,11 @@ def register() -> None:
         "amount_due": "2500.00",
         "fee": "0.00",
         "interest": "0.00",
+        # Whether anything was charged, for the letter to say so: an amount's text depends on
+        # its currency's decimals ("0.00", "0", "0.000"), so comparing it with "0.00" is wrong.
+        "fee_charged": False,
+        "interest_charged": False,
+        "fee_invoice_number": "",
     }
     kinds.register(
         PAYMENT_REMINDER,
@@ -58,8 +68,9 @@ def register() -> None:
         body=(
             "Dear {{ customer_name }},\n\n"
             "Invoice {{ invoice_number }} was due on {{ due_date }}; {{ currency }} {{ amount_due }} is still "
-            "outstanding.{% if fee != '0.00' %} A late fee of {{ currency }} {{ fee }} has been charged.{% endif %}"
-            "{% if interest != '0.00' %} Interest of {{ currency }} {{ interest }} has been charged.{% endif %}\n\n"
+            "outstanding.{% if fee_charged %} A late fee of {{ currency }} {{ fee }} has been charged.{% endif %}"
+            "{% if interest_charged %} Interest of {{ currency }} {{ interest }} has been charged.{% endif %}"
+            "{% if fee_invoice_number %} They are on invoice {{ fee_invoice_number }}, due now.{% endif %}\n\n"
             "Please pay at your earliest convenience.\n{{ company_name }}"
         ),
         description="A dunning level reached by an overdue invoice.",
