@@ -51,8 +51,7 @@ from billing.models import (
     InvoiceStatus,
     PaymentAllocation,
 )
-from billing.services import books as books_service
-from billing.services import documents, finalising, periods
+from billing.services import documents, finalising, manual, periods
 from config.api import Conflict, FileFormatNegotiation
 from ledger.api.common import (
     CompanyField,
@@ -260,52 +259,6 @@ class InvoiceInputSerializer(serializers.Serializer):
         return errors
 
 
-def draft_invoice(
-    company: Company, customer: Customer, *, issue_date, due_date, memo: str, lines: list[dict]
-) -> Invoice:
-    """A manual draft with its lines; each line's tax is rounded on the line, as the
-    invoice shows it, and the totals are the lines' sums."""
-    currency = company.base_currency
-    sales = None
-    rows = []
-    for position, line in enumerate(lines):
-        account = line["income_account"]
-        if account is None:
-            sales = sales or books_service.books(company).need("sales")
-        tax = books_service.tax_on(line["amount"], line["tax_rate"], currency)
-        rows.append(
-            InvoiceLine(
-                position=position,
-                description=line["description"],
-                amount=line["amount"],
-                tax_rate=line["tax_rate"],
-                tax=tax,
-                total=line["amount"] + tax,
-                income_account_id=account.pk if account else sales,
-            )
-        )
-    subtotal = sum((row.amount for row in rows), ZERO)
-    tax = sum((row.tax for row in rows), ZERO)
-    with transaction.atomic():
-        invoice = Invoice.objects.create(
-            company=company,
-            customer=customer,
-            source=InvoiceSource.MANUAL,
-            issue_date=issue_date,
-            due_date=due_date,
-            currency=currency,
-            subtotal=subtotal,
-            tax=tax,
-            total=subtotal + tax,
-            due=subtotal + tax,
-            memo=memo,
-        )
-        for row in rows:
-            row.invoice = invoice
-        InvoiceLine.objects.bulk_create(rows)
-    return invoice
-
-
 # --- Invoices -------------------------------------------------------------------------------
 
 
@@ -397,7 +350,7 @@ class InvoiceViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
         given = InvoiceInputSerializer(data=request.data, context=self.get_serializer_context())
         given.is_valid(raise_exception=True)
         data = dict(given.validated_data)
-        invoice = draft_invoice(data.pop("company"), data.pop("customer"), **data)
+        invoice = manual.draft_invoice(data.pop("company"), data.pop("customer"), **data)
         return self.answer(invoice, status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, pk=None) -> Response:
