@@ -1,9 +1,15 @@
 """Finalising invoices: number, post, notify — for any number of drafts in one go.
 
-The drafts are read after the company's invoice counter is locked, so two finalisers of
-the same drafts take turns and the second finds them open already. Everything happens in
-the caller's transaction: a failure anywhere (a closed period refusing the posting) leaves
-the drafts as they were and their numbers untaken.
+The drafts are claimed by locking their rows, so two finalisers of the same drafts take
+turns and the second finds them open already. The customers are notified first, then the
+company's invoice counter is locked for the numbers and the postings that carry them, and
+the numbers are written into the notifications' context (``notifications.amend``) before
+their deliveries go out on commit. The counter stays locked to the commit, so the turn
+concurrent chunks take is only the numbering and the posting.
+
+Everything happens in the caller's transaction: a failure anywhere (a closed period
+refusing the posting) leaves the drafts as they were, their numbers untaken and no one
+notified.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from config import bulk
 from ledger.models import Company, JournalEntry, Source
 from ledger.services import posting
 from notifications.services.recipients import Recipient
-from notifications.services.sending import Message, notify_many
+from notifications.services.sending import Message, amend, notify_many
 
 ZERO = Decimal(0)
 
@@ -43,9 +49,12 @@ def finalise(company: Company, invoice_ids: Sequence[int], *, notify: bool = Tru
     if not invoice_ids:
         return Finalised()
     with transaction.atomic():
-        sequence = numbering.lock(company, Series.INVOICE)
+        # The drafts are claimed by locking them: a second finaliser of the same drafts
+        # waits here, then finds them open. Invoices are locked before the number
+        # counter, as everywhere else (allocations, dunning).
         drafts = list(
-            Invoice.objects.filter(company=company, pk__in=invoice_ids, status=InvoiceStatus.DRAFT)
+            Invoice.objects.select_for_update()
+            .filter(company=company, pk__in=invoice_ids, status=InvoiceStatus.DRAFT)
             .order_by("pk")
             .values("pk", "customer_id", "issue_date", "due_date", "total", "currency", "cadence", "period_start")
         )
@@ -56,8 +65,15 @@ def finalise(company: Company, invoice_ids: Sequence[int], *, notify: bool = Tru
             raise BillingError(
                 {"currency": [f"Invoices in {', '.join(wrong)} cannot post to books kept in {company.base_currency}."]}
             )
+        lines = _income_lines(drafts)
+        books = books_service.books(company)
+        notified = _notify(company, drafts) if notify else 0
+        # Only what needs the numbers waits for them: concurrent chunks of one company
+        # take turns from here to their commit, so the notifications (written above with
+        # the number to follow) are not part of the turn.
+        sequence = numbering.lock(company, Series.INVOICE)
         numbered = numbering.advance(sequence, len(drafts))
-        entries = _entries(company, drafts, numbered)
+        entries = _entries(books, drafts, numbered, lines)
         posting.post_many(company, entries)
         entry_ids = dict(
             JournalEntry.objects.filter(
@@ -78,17 +94,36 @@ def finalise(company: Company, invoice_ids: Sequence[int], *, notify: bool = Tru
                 )
             )
         bulk.update_columns(Invoice, rows, ["number", "status", "finalised_at", "journal_entry"])
-        notified = _notify(company, drafts, numbered) if notify else 0
+        if notified:
+            amend(
+                company,
+                {
+                    _dedupe_key(draft["pk"]): {"invoice_number": number}
+                    for draft, number in zip(drafts, numbered, strict=True)
+                },
+            )
     return Finalised(invoices=[d["pk"] for d in drafts], notified=notified)
 
 
-def _entries(company: Company, drafts: list[dict], numbered: list[str]) -> list[posting.Entry]:
+def _dedupe_key(invoice_id: int) -> str:
+    return f"invoice_issued:{invoice_id}"
+
+
+def _income_lines(drafts: list[dict]) -> dict[int, list[tuple[int, Decimal, Decimal]]]:
     lines: dict[int, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
     for invoice_id, account, amount, tax in InvoiceLine.objects.filter(
         invoice_id__in=[d["pk"] for d in drafts]
     ).values_list("invoice_id", "income_account_id", "amount", "tax"):
         lines[invoice_id].append((account, amount, tax))
-    books = books_service.books(company)
+    return lines
+
+
+def _entries(
+    books: books_service.Books,
+    drafts: list[dict],
+    numbered: list[str],
+    lines: dict[int, list[tuple[int, Decimal, Decimal]]],
+) -> list[posting.Entry]:
     entries = []
     for draft, number in zip(drafts, numbered, strict=True):
         if draft["total"] == ZERO:
@@ -111,7 +146,8 @@ def _entries(company: Company, drafts: list[dict], numbered: list[str]) -> list[
     return entries
 
 
-def _notify(company: Company, drafts: list[dict], numbered: list[str]) -> int:
+def _notify(company: Company, drafts: list[dict]) -> int:
+    """Notify each draft's customer, its number left empty until it is taken (``amend``)."""
     customers = {
         row[0]: row
         for row in Customer.objects.filter(pk__in={d["customer_id"] for d in drafts}).values_list(
@@ -120,7 +156,7 @@ def _notify(company: Company, drafts: list[dict], numbered: list[str]) -> int:
     }
     party_type = ContentType.objects.get_for_model(Customer).pk
     messages = []
-    for draft, number in zip(drafts, numbered, strict=True):
+    for draft in drafts:
         customer_id, name, email, user_id = customers[draft["customer_id"]]
         period = periods.label(draft["cadence"], draft["period_start"]) if draft["cadence"] else ""
         messages.append(
@@ -138,7 +174,7 @@ def _notify(company: Company, drafts: list[dict], numbered: list[str]) -> int:
                     "company_name": company.name,
                     "customer_name": name,
                     "invoice_id": draft["pk"],
-                    "invoice_number": number,
+                    "invoice_number": "",
                     "period": period,
                     "issue_date": draft["issue_date"].isoformat(),
                     "due_date": draft["due_date"].isoformat(),
@@ -146,7 +182,7 @@ def _notify(company: Company, drafts: list[dict], numbered: list[str]) -> int:
                     "total": str(draft["total"]),
                 },
                 company=company.pk,
-                dedupe_key=f"invoice_issued:{draft['pk']}",
+                dedupe_key=_dedupe_key(draft["pk"]),
             )
         )
     return len(notify_many(messages).created)

@@ -318,3 +318,34 @@ def dispatch(queued: dict[tuple[str, int | None], list[int]]) -> int:
             tasks.deliver.delay(channel, ids[start : start + size])
             sent += 1
     return sent
+
+
+def amend(company: models.Model | int | None, changes: dict[str, dict]) -> int:
+    """Merge values into the context of the company's notifications by dedupe key, in the
+    transaction that created them, before their deliveries go out (they are queued on
+    commit). For a caller that learns a value only after notifying: billing numbers its
+    invoices last, under a lock it holds as briefly as it can. Returns the rows changed."""
+    if not changes:
+        return 0
+    if not transaction.get_connection().in_atomic_block:
+        raise NotifyError("amend runs in the transaction that created the notifications")
+    company_id = getattr(company, "pk", company)
+    table = Notification._meta.db_table
+    keys = list(changes)
+    patches = [json.dumps(changes[key], cls=DjangoJSONEncoder) for key in keys]
+    scope = "company_id = %s" if company_id is not None else "company_id IS NULL"
+    scope_params = [company_id] if company_id is not None else []
+    with transaction.get_connection().cursor() as cursor:
+        if cursor.db.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS n SET data = n.data || v.patch::jsonb "
+                f"FROM UNNEST(%s::text[], %s::text[]) AS v(key, patch) "
+                f"WHERE n.dedupe_key = v.key AND n.{scope}",
+                [keys, patches, *scope_params],
+            )
+            return cursor.rowcount
+        cursor.executemany(
+            f"UPDATE {table} SET data = json_patch(data, %s) WHERE dedupe_key = %s AND {scope}",
+            [[patch, key, *scope_params] for key, patch in zip(keys, patches, strict=True)],
+        )
+        return len(keys)

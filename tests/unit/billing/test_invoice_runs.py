@@ -198,3 +198,17 @@ def test_an_enrolment_invoiced_on_creation_is_left_out_of_the_periods_run(compan
     )
     assert run.created == 1
     assert Invoice.objects.exclude(pk=own.pk).get().subtotal == Decimal("2000.00")
+
+
+def test_the_invoice_issued_notice_carries_the_number_taken_after_it_was_written(company, fees, enrol, customer):
+    enrol(customer, fees["maths"])
+
+    invoicing.generate(monthly(company))
+
+    invoice = Invoice.objects.get()
+    notice = Notification.objects.get(kind="invoice_issued")
+    assert notice.data["invoice_number"] == invoice.number == "INV-000001"
+    assert (notice.dedupe_key, notice.recipient_key) == (
+        f"invoice_issued:{invoice.pk}",
+        f"billing.customer:{customer.pk}",
+    )

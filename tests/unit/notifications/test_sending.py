@@ -700,3 +700,28 @@ def test_for_user_keeps_a_member_to_their_own_company_rows_and_staff_see_all(
 def test_a_malformed_kind_is_refused_with_a_notify_error(company, user):
     with pytest.raises(NotifyError):
         notify(user, "Invoice Issued!", company=company)
+
+
+def test_amend_merges_values_into_the_context_by_dedupe_key_within_the_company(company, other_company, user):
+    from django.db import transaction
+
+    with transaction.atomic():
+        notify_many(
+            [
+                Message(user, KIND, {"topic": "a", "number": ""}, company=company, dedupe_key="doc:1"),
+                Message(user, KIND, {"topic": "b", "number": ""}, company=other_company, dedupe_key="doc:1"),
+            ]
+        )
+        changed = sending.amend(company, {"doc:1": {"number": "INV-7"}, "doc:2": {"number": "INV-8"}})
+
+    assert changed >= 1
+    assert dict(Notification.objects.values_list("company__slug", "data")) == {
+        company.slug: {"topic": "a", "number": "INV-7"},
+        other_company.slug: {"topic": "b", "number": ""},
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_amend_outside_a_transaction_is_refused(company):
+    with pytest.raises(NotifyError, match="in the transaction that created"):
+        sending.amend(company, {"doc:1": {"number": "INV-7"}})
