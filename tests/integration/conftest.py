@@ -105,7 +105,9 @@ def processes(tmp_path):
 def start_worker(platform_env, processes, tmp_path):
     """Start a real worker process and wait until it is ready."""
 
-    def start(*, broker: str | None = None, concurrency: int = 1, env: dict | None = None) -> PlatformProcess:
+    def start(
+        *, broker: str | None = None, concurrency: int = 1, env: dict | None = None, queues: str = QUEUES
+    ) -> PlatformProcess:
         name = f"worker-{uuid.uuid4().hex[:8]}"
         environment = {**platform_env, **(env or {})}
         if broker:
@@ -114,7 +116,7 @@ def start_worker(platform_env, processes, tmp_path):
             # below RabbitMQ's default consumer_timeout (30 min), as the settings insist
             environment.setdefault("CELERY_TASK_SOFT_TIME_LIMIT", "1500")
             environment.setdefault("CELERY_TASK_TIME_LIMIT", "1700")
-        argv = celery("worker", "-Q", QUEUES, "-n", f"{name}@%h", "-c", str(concurrency), "--loglevel", "INFO")
+        argv = celery("worker", "-Q", queues, "-n", f"{name}@%h", "-c", str(concurrency), "--loglevel", "INFO")
         worker = PlatformProcess(name, argv, environment, tmp_path)
         processes.append(worker.start())
         worker.wait_for_output(" ready.", timeout=60)
