@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Subquery
@@ -39,7 +38,6 @@ from django.utils import timezone
 from billing.errors import BillingError
 from billing.kinds import PAYMENT_OVERDUE
 from billing.models import (
-    Customer,
     Invoice,
     InvoiceLine,
     InvoiceSource,
@@ -50,11 +48,11 @@ from billing.models import (
 from billing.services import books as books_service
 from billing.services.books import quantize
 from billing.services.finalising import finalise
+from billing.services.recipients import customer_recipients
 from config import bulk
 from ledger.models import Company
 from notifications import kinds
 from notifications.models import Channel, Notification, Template, kind_validator
-from notifications.services.recipients import Recipient
 from notifications.services.sending import Message, notify_many
 
 ZERO = Decimal(0)
@@ -364,33 +362,20 @@ def _notify(
 ) -> tuple[int, dict[int, int]]:
     """Notify each charge's customer: how many notifications were created, and
     ``{notice id: notification id}`` (a notice notified before keeps its notification)."""
-    customers = {
-        row[0]: row
-        for row in Customer.objects.filter(pk__in={c.customer_id for c in charges}).values_list(
-            "pk", "name", "email", "portal_user_id"
-        )
-    }
-    party_type = ContentType.objects.get_for_model(Customer).pk
+    recipients = customer_recipients({c.customer_id for c in charges})
     messages = []
     for charge in charges:
         invoice, notice = invoices[charge.invoice_id], notices[charge.notice_id]
-        customer_id, name, email, user_id = customers[charge.customer_id]
+        recipient = recipients[charge.customer_id]
         currency = invoice["currency"]
         messages.append(
             Message(
-                recipient=Recipient(
-                    key=f"billing.customer:{customer_id}",
-                    name=name,
-                    email=email,
-                    user_id=user_id,
-                    party_type_id=party_type,
-                    party_id=str(customer_id),
-                ),
+                recipient=recipient,
                 kind=notice["level__kind"] or PAYMENT_OVERDUE,
                 channels=notice["level__channels"] if notice["level_id"] else None,
                 context={
                     "company_name": company.name,
-                    "customer_name": name,
+                    "customer_name": recipient.name,
                     "invoice_id": charge.invoice_id,
                     "invoice_number": invoice["number"],
                     "due_date": invoice["due_date"].isoformat(),

@@ -19,19 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
 from billing.errors import BillingError
 from billing.kinds import INVOICE_ISSUED
-from billing.models import Customer, Invoice, InvoiceLine, InvoiceStatus, Series
+from billing.models import Invoice, InvoiceLine, InvoiceStatus, Series
 from billing.services import books as books_service
 from billing.services import numbering, periods
+from billing.services.recipients import customer_recipients
 from config import bulk
 from ledger.models import Company, JournalEntry, Source
 from ledger.services import posting
-from notifications.services.recipients import Recipient
 from notifications.services.sending import Message, amend, notify_many
 
 ZERO = Decimal(0)
@@ -148,31 +147,18 @@ def _entries(
 
 def _notify(company: Company, drafts: list[dict]) -> int:
     """Notify each draft's customer, its number left empty until it is taken (``amend``)."""
-    customers = {
-        row[0]: row
-        for row in Customer.objects.filter(pk__in={d["customer_id"] for d in drafts}).values_list(
-            "pk", "name", "email", "portal_user_id"
-        )
-    }
-    party_type = ContentType.objects.get_for_model(Customer).pk
+    recipients = customer_recipients({d["customer_id"] for d in drafts})
     messages = []
     for draft in drafts:
-        customer_id, name, email, user_id = customers[draft["customer_id"]]
+        recipient = recipients[draft["customer_id"]]
         period = periods.label(draft["cadence"], draft["period_start"]) if draft["cadence"] else ""
         messages.append(
             Message(
-                recipient=Recipient(
-                    key=f"billing.customer:{customer_id}",
-                    name=name,
-                    email=email,
-                    user_id=user_id,
-                    party_type_id=party_type,
-                    party_id=str(customer_id),
-                ),
+                recipient=recipient,
                 kind=INVOICE_ISSUED,
                 context={
                     "company_name": company.name,
-                    "customer_name": name,
+                    "customer_name": recipient.name,
                     "invoice_id": draft["pk"],
                     "invoice_number": "",
                     "period": period,

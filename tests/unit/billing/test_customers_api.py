@@ -29,6 +29,7 @@ from tests.factories import (
     MembershipFactory,
 )
 from tests.unit.billing.conftest import JAN
+from tests.unit.billing.helpers import invalid
 
 pytestmark = pytest.mark.django_db
 
@@ -53,13 +54,6 @@ def member_of_both(api, owner, other_company):
     """The owner, also a member of the rival company: one caller who can name both."""
     MembershipFactory(user=owner, company=other_company)
     return api.as_user(owner)
-
-
-def invalid(response) -> dict:
-    assert response.status_code == 400, response.content
-    body = response.json()["error"]
-    assert (body["status"], body["code"]) == (400, "invalid")
-    return body["fields"]
 
 
 def conflict(response) -> str:

@@ -28,6 +28,7 @@ from scheduling.models import JobRun
 from scheduling.services import execution
 from tests.factories import CustomerFactory, MembershipFactory
 from tests.unit.billing.conftest import JAN
+from tests.unit.billing.helpers import invalid
 
 pytestmark = pytest.mark.django_db
 
@@ -45,13 +46,6 @@ def frozen(time_machine):
 @pytest.fixture
 def client(api, owner):
     return api.as_user(owner)
-
-
-def invalid(response) -> dict:
-    assert response.status_code == 400, response.content
-    body = response.json()["error"]
-    assert (body["status"], body["code"]) == (400, "invalid")
-    return body["fields"]
 
 
 def conflict(response) -> str:

@@ -26,6 +26,7 @@ from ledger.services import closing
 from ledger.services.chart import load_default_chart
 from tests.factories import CustomerFactory, MembershipFactory
 from tests.unit.billing.conftest import JAN
+from tests.unit.billing.helpers import invalid
 
 pytestmark = pytest.mark.django_db
 
@@ -77,13 +78,6 @@ def rival(other_company):
     """The other company, with its books and a customer."""
     load_default_chart(other_company)
     return CustomerFactory(company=other_company)
-
-
-def invalid(response) -> dict:
-    assert response.status_code == 400, response.content
-    body = response.json()["error"]
-    assert (body["status"], body["code"]) == (400, "invalid")
-    return body["fields"]
 
 
 def conflict(response) -> str:
