@@ -16,17 +16,27 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 
-from billing.models import Customer, Enrolment, FeeComponent, FeeStructure
+from billing.api.common import LARGEST, places_error
+from billing.models import Customer, Enrolment, FeeComponent, FeeStructure, InvoiceLine
 from billing.services import invoicing
 from config.companies import CompanyScoped
 from ledger.errors import LedgerStateError
-from ledger.models import AccountType
+from ledger.models import AccountType, Membership
 
 
 def _of_company(obj, company_id: int | None, name: str) -> dict:
     if obj is not None and company_id is not None and obj.company_id != company_id:
         return {name: f"{obj} is another company's."}
     return {}
+
+
+class CompanyFixed:
+    """A row with history stays in its company: moving a customer or a fee would hand one
+    company's invoices to another and strand its receivables."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "company"] if obj is not None else fields
 
 
 def invoice_new_enrolments(modeladmin, request, enrolments) -> None:
@@ -75,6 +85,15 @@ class EnrolmentForm(forms.ModelForm):
             **_of_company(customer, company_id, "customer"),
             **_of_company(data.get("fee_structure"), company_id, "fee_structure"),
         }
+        if enrolment.pk and not errors:
+            # A billed enrolment's invoices name its customer and fee: they stay.
+            moved = [
+                name
+                for name in ("customer", "fee_structure")
+                if data.get(name) is not None and data[name].pk != getattr(enrolment, f"{name}_id")
+            ]
+            if moved and InvoiceLine.objects.filter(enrolment=enrolment).exists():
+                errors = {name: "It has been invoiced; end it and enrol anew." for name in moved}
         if errors:
             raise ValidationError(errors)
         return data
@@ -94,7 +113,7 @@ class EnrolmentInline(CompanyScoped, admin.TabularInline):
 
 
 @admin.register(Enrolment)
-class EnrolmentAdmin(CompanyScoped, admin.ModelAdmin):
+class EnrolmentAdmin(CompanyScoped, CompanyFixed, admin.ModelAdmin):
     form = EnrolmentForm
     list_display = ["id", "customer", "fee_structure", "company", "start_date", "end_date", "consolidate"]
     list_display_links = ["id", "customer"]
@@ -114,8 +133,36 @@ class EnrolmentAdmin(CompanyScoped, admin.ModelAdmin):
 # --- Customers -------------------------------------------------------------------------------
 
 
+class CustomerForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = [
+            "company",
+            "name",
+            "email",
+            "external_ref",
+            "credit_limit",
+            "payment_terms_days",
+            "portal_user",
+            "active",
+        ]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        user = data.get("portal_user")
+        company = data.get("company") or getattr(self.instance, "company", None)
+        if user is not None and company is not None:
+            # The portal user gets the customer's invoices and letters: not staff, and not
+            # someone of another company only.
+            elsewhere = Membership.objects.filter(user=user).exclude(company=company).exists()
+            here = Membership.objects.filter(user=user, company=company).exists()
+            if user.is_staff or (elsewhere and not here):
+                raise ValidationError({"portal_user": f"{user} belongs to another company or to the staff."})
+        return data
+
+
 @admin.register(Customer)
-class CustomerAdmin(CompanyScoped, admin.ModelAdmin):
+class CustomerAdmin(CompanyScoped, CompanyFixed, admin.ModelAdmin):
     """A customer with invoices, payments or enrolments is not deleted (Django's protected
     page says what holds it): untick "active" instead."""
 
@@ -126,6 +173,7 @@ class CustomerAdmin(CompanyScoped, admin.ModelAdmin):
     search_fields = ["name", "email", "external_ref"]
     autocomplete_fields = ["company", "portal_user"]
     readonly_fields = ["party", "created_at", "updated_at"]
+    form = CustomerForm
     inlines = [EnrolmentInline]
 
     @admin.display(description="ledger party")
@@ -172,6 +220,13 @@ class FeeStructureForm(forms.ModelForm):
         errors = {}
         if data.get("currency") and data["currency"] != company.base_currency:
             errors["currency"] = f"{company}'s books are in {company.base_currency}; bill in it."
+        amount = data.get("amount")
+        if amount is not None:
+            error = places_error(amount, company.base_currency)
+            if error is None and amount > LARGEST:
+                error = f"At most {LARGEST}."
+            if error:
+                errors["amount"] = error
         account = data.get("income_account")
         if account is not None:
             if account.company_id != company.pk:
@@ -189,6 +244,11 @@ class ComponentFormSet(BaseInlineFormSet):
         if any(self.errors):
             return
         kept = [f.cleaned_data for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        company = getattr(self.instance, "company", None) if self.instance.company_id else None
+        if company is not None:
+            wrong = [places_error(row["amount"], company.base_currency) for row in kept]
+            if any(wrong):
+                raise ValidationError(next(error for error in wrong if error))
         amount = self.instance.amount
         if kept and amount is not None:
             total = sum(row["amount"] for row in kept)
@@ -206,7 +266,7 @@ class ComponentInline(admin.TabularInline):
 
 
 @admin.register(FeeStructure)
-class FeeStructureAdmin(CompanyScoped, admin.ModelAdmin):
+class FeeStructureAdmin(CompanyScoped, CompanyFixed, admin.ModelAdmin):
     """A fee with enrolments or invoice lines is not deleted: untick "active" instead."""
 
     form = FeeStructureForm

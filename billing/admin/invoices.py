@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from billing.errors import BillingStateError
 from billing.models import DocumentSequence, Invoice, InvoiceLine, InvoiceRun, InvoiceStatus
-from billing.services import documents, finalising, periods
+from billing.services import documents, finalising, manual, periods
 from config.companies import CompanyScoped
 from ledger.admin.common import entry_link
 from ledger.errors import LedgerStateError
@@ -107,6 +109,12 @@ class InvoiceAdmin(CompanyScoped, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         drafts_only = obj is None or obj.status == InvoiceStatus.DRAFT
         return drafts_only and super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj) -> None:
+        try:
+            manual.delete_draft(obj)
+        except BillingStateError as exc:
+            raise PermissionDenied(str(exc)) from None
 
     def has_finalise_permission(self, request) -> bool:
         return request.user.has_perm("billing.change_invoice")
@@ -244,8 +252,26 @@ class InvoiceRunAdmin(CompanyScoped, ReadOnlyAdmin):
         return format_html('<a href="{}">{} ({})</a>', link, obj.job_run_id, obj.job_run.status)
 
 
+class DocumentSequenceForm(forms.ModelForm):
+    class Meta:
+        model = DocumentSequence
+        fields = ["company", "series", "prefix", "padding", "next_number"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        prefix, padding = data.get("prefix", self.instance.prefix), data.get("padding", self.instance.padding)
+        if prefix is not None and padding is not None and len(prefix) + padding > NUMBER_LENGTH:
+            # Every finalising of the company would fail on a number its column cannot hold.
+            raise ValidationError({"padding": f"Prefix and digits must fit in {NUMBER_LENGTH} characters."})
+        return data
+
+
+NUMBER_LENGTH = Invoice._meta.get_field("number").max_length
+
+
 @admin.register(DocumentSequence)
 class DocumentSequenceAdmin(CompanyScoped, admin.ModelAdmin):
+    form = DocumentSequenceForm
     list_display = ["company", "series", "prefix", "padding", "next_number", "next"]
     list_filter = ["company", "series"]
     list_select_related = ["company"]

@@ -15,9 +15,22 @@ from billing.errors import BillingStateError
 from billing.models.customers import RATE
 from config.api import Conflict
 from ledger import currencies
-from ledger.api.common import money
+from ledger.api.common import MoneyField, money
 from ledger.errors import LedgerStateError
 from ledger.models import Account, AccountType, Company
+
+# What one amount on a billing document may be: a million million in the currency's units,
+# so totals of many lines with their tax stay far inside what the books post (10**15) and
+# the columns hold; a larger amount is a typo, refused with a 400 rather than failing a run.
+LARGEST = Decimal(10) ** 12
+
+
+class BillingMoney(MoneyField):
+    """An amount as a string, at most ``LARGEST``."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_value", LARGEST)
+        super().__init__(**kwargs)
 
 
 class RateField(serializers.DecimalField):

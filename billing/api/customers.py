@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api.common import (
+    BillingMoney,
     RateField,
     income_account_error,
     kept_by_others,
@@ -52,7 +53,6 @@ from ledger.api.common import (
     CompanyFilterSet,
     CompanyImmutable,
     MembersWrite,
-    MoneyField,
     ScopedPrimaryKeyRelatedField,
     money,
     scoped,
@@ -73,7 +73,7 @@ def with_balance(customers):
 
     def summed(model, field: str, **conditions):
         rows = (
-            model.objects.filter(customer=OuterRef("pk"), **conditions)
+            model.objects.filter(customer=OuterRef("pk"), company=OuterRef("company"), **conditions)
             .order_by()
             .values("customer")
             .annotate(sum=Sum(field))
@@ -93,7 +93,7 @@ def with_balance(customers):
 
 class CustomerSerializer(CompanyImmutable, serializers.ModelSerializer):
     company = CompanyField()
-    credit_limit = MoneyField(min_value=0, allow_null=True, required=False, help_text="None: no limit.")
+    credit_limit = BillingMoney(min_value=0, allow_null=True, required=False, help_text="None: no limit.")
     balance = serializers.SerializerMethodField(
         help_text="Owed now: issued invoices' amounts due less unallocated payments and credits."
     )
@@ -210,7 +210,7 @@ class CustomerViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], filter_backends=[])  # the customers' filters are not the invoices'
     def invoices(self, request: Request, pk=None) -> Response:
         customer = self.get_object()
-        invoices = invoice_list(Invoice.objects.filter(customer=customer))
+        invoices = invoice_list(Invoice.objects.filter(customer=customer, company_id=customer.company_id))
         filters = InvoiceFilter(request.query_params, queryset=invoices, request=request)
         if not filters.is_valid():
             raise translate_validation(filters.errors)
@@ -224,7 +224,7 @@ class CustomerViewSet(viewsets.ModelViewSet):
 
 
 class ComponentSerializer(serializers.ModelSerializer):
-    amount = MoneyField(min_value=0)
+    amount = BillingMoney(min_value=0)
 
     class Meta:
         model = FeeComponent
@@ -236,7 +236,7 @@ class FeeStructureSerializer(CompanyImmutable, serializers.ModelSerializer):
     """Given ``components`` replace the fee's; they must add up to its amount."""
 
     company = CompanyField()
-    amount = MoneyField(min_value=0, help_text="Per period, before tax.")
+    amount = BillingMoney(min_value=0, help_text="Per period, before tax.")
     currency = serializers.ChoiceField(
         choices=currencies.CHOICES, required=False, help_text="The company's base currency, the only one it bills in."
     )

@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, permissions, serializers, viewsets
 
+from billing.api.common import BillingMoney
 from billing.kinds import PAYMENT_REMINDER
 from billing.models import Customer, DunningLevel, Invoice, NoticeStatus, OverdueNotice
 from billing.models.customers import RATE
@@ -50,7 +51,7 @@ class DunningLevelSerializer(CompanyImmutable, CompanyMoney, serializers.ModelSe
         required=False,
         help_text="in_app, email, webhook.",
     )
-    fee = MoneyField(min_value=0, required=False, help_text='A string ("10.00"), in the company\'s currency.')
+    fee = BillingMoney(min_value=0, required=False, help_text='A string ("10.00"), in the company\'s currency.')
     interest_rate = MoneyField(
         **RATE, min_value=0, max_value=100, required=False, help_text='Percent a year, a string ("8.5").'
     )

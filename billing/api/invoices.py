@@ -16,7 +16,6 @@ import datetime
 from decimal import Decimal
 
 import django_filters
-from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -31,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.api.common import (
+    BillingMoney,
     DocumentMoney,
     RateField,
     income_account_error,
@@ -39,6 +39,7 @@ from billing.api.common import (
     places_error,
     state_conflicts,
 )
+from billing.errors import BillingStateError
 from billing.jobs.invoicing import JOBS
 from billing.models import (
     Cadence,
@@ -57,7 +58,6 @@ from ledger.api.common import (
     CompanyField,
     CompanyFilterSet,
     MembersWrite,
-    MoneyField,
     ScopedPrimaryKeyRelatedField,
     money,
     scoped,
@@ -209,7 +209,7 @@ def invoice_detail(queryset):
 
 class InvoiceLineInputSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=300)
-    amount = MoneyField(min_value=ZERO, help_text="Before tax, as a string.")
+    amount = BillingMoney(min_value=ZERO, help_text="Before tax, as a string.")
     tax_rate = RateField(default=ZERO, help_text="Percent, as a string.")
     income_account = ScopedPrimaryKeyRelatedField(
         queryset=Account.objects.all(), allow_null=True, default=None, help_text="The company's sales account if empty."
@@ -355,14 +355,11 @@ class InvoiceViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
 
     def destroy(self, request: Request, pk=None) -> Response:
         invoice = self.get_object()
-        with transaction.atomic():
-            invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-            if invoice.status != InvoiceStatus.DRAFT:
-                raise Conflict(
-                    f"Invoice {invoice.label} is {invoice.status}; only drafts are deleted. Void it instead."
-                )
+        try:
             with kept_by_others(f"Draft {invoice.pk}", "delete what refers to it first."):
-                invoice.delete()
+                manual.delete_draft(invoice)
+        except BillingStateError as exc:
+            raise Conflict(str(exc)) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=InvoiceDetailSerializer)

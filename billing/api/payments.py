@@ -19,7 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.api.common import DocumentMoney, income_account_error, not_the_companys, state_conflicts
+from billing.api.common import BillingMoney, DocumentMoney, income_account_error, not_the_companys, state_conflicts
 from billing.api.invoices import InvoiceDetailSerializer, invoice_detail
 from billing.models import (
     CreditAllocation,
@@ -35,7 +35,6 @@ from ledger.api.common import (
     CompanyField,
     CompanyFilterSet,
     MembersWrite,
-    MoneyField,
     ScopedPrimaryKeyRelatedField,
     money,
     scoped,
@@ -136,7 +135,7 @@ class CreditNoteSerializer(DocumentMoney, serializers.ModelSerializer):
 
 class AllocationInput(serializers.Serializer):
     invoice = ScopedPrimaryKeyRelatedField(queryset=Invoice.objects.all(), help_text="An open invoice of the customer.")
-    amount = MoneyField(help_text="At most the invoice's due, as a string.")
+    amount = BillingMoney(help_text="At most the invoice's due, as a string.")
     date = serializers.DateField(
         required=False, allow_null=True, default=None, help_text="The later of the two documents' dates by default."
     )
@@ -177,7 +176,7 @@ class PaymentInput(AllocateInput):
     company = CompanyField()
     customer = ScopedPrimaryKeyRelatedField(queryset=Customer.objects.all())
     date = serializers.DateField()
-    amount = MoneyField(help_text="As a string.")
+    amount = BillingMoney(help_text="As a string.")
     currency = serializers.CharField(max_length=3, required=False, help_text="The company's; may be left out.")
     method = serializers.ChoiceField(choices=PaymentMethod.choices, default=PaymentMethod.BANK_TRANSFER)
     reference = serializers.CharField(max_length=100, allow_blank=True, default="")
@@ -200,8 +199,8 @@ class CreditNoteInput(serializers.Serializer):
     company = CompanyField()
     customer = ScopedPrimaryKeyRelatedField(queryset=Customer.objects.all())
     date = serializers.DateField()
-    subtotal = MoneyField(help_text="Before tax, as a string.")
-    tax = MoneyField(default="0", help_text="As a string.")
+    subtotal = BillingMoney(help_text="Before tax, as a string.")
+    tax = BillingMoney(default="0", help_text="As a string.")
     currency = serializers.CharField(max_length=3, required=False, help_text="The company's; may be left out.")
     reason = serializers.CharField(max_length=500, allow_blank=True, default="")
     invoice = ScopedPrimaryKeyRelatedField(

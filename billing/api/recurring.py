@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.api.common import BillingMoney
 from billing.errors import BillingStateError
 from billing.models import (
     Customer,
@@ -31,7 +32,6 @@ from ledger.api.common import (
     CompanyMoney,
     CompanyQuery,
     MembersWrite,
-    MoneyField,
     ScopedPrimaryKeyRelatedField,
     money,
     scoped,
@@ -48,7 +48,7 @@ class TemplateSerializer(CompanyMoney, CompanyImmutable, serializers.ModelSerial
     money_fields = ("amount",)
 
     company = CompanyField()
-    amount = MoneyField(help_text='Before tax, as a string ("120.00").')
+    amount = BillingMoney(help_text='Before tax, as a string ("120.00").')
     currency = serializers.ChoiceField(
         choices=currencies.CHOICES, required=False, help_text="The company's currency, the only one allowed."
     )

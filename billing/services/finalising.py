@@ -165,7 +165,7 @@ def _notify(company: Company, drafts: list[dict]) -> int:
                     "issue_date": draft["issue_date"].isoformat(),
                     "due_date": draft["due_date"].isoformat(),
                     "currency": draft["currency"],
-                    "total": str(draft["total"]),
+                    "total": str(books_service.quantize(draft["total"], draft["currency"])),
                 },
                 company=company.pk,
                 dedupe_key=_dedupe_key(draft["pk"]),

@@ -240,14 +240,27 @@ def _groups(spec: RunSpec, first: int, last: int) -> tuple[list[_Group], int]:
             skipped += 1
         else:
             own.append(_Group(f"{prefix}:enrolment:{enrolment_id}", customer_id, [(enrolment_id, fee_id)], False))
-    groups = []
+    pending: dict[int, list[tuple[int, int]]] = {}
     for customer_id, enrolments in by_customer.items():
         unbilled = [(e, fee) for e, fee, is_billed in enrolments if not is_billed]
-        if not unbilled:
+        if unbilled:
+            pending[customer_id] = unbilled
+        else:
             skipped += 1
-            continue
-        key = f"{prefix}:customer:{customer_id}"
-        if len(unbilled) < len(enrolments):  # invoiced already this period: a supplementary invoice
+    # A customer invoiced already this period gets a supplementary invoice, keyed by its
+    # first new enrolment (no live invoice can hold that key: it would have billed it).
+    # "Already" is judged by the keys taken, not by the enrolments in this run: one billed
+    # earlier may have left the run since (its fee deactivated, its end date moved).
+    plain = {customer_id: f"{prefix}:customer:{customer_id}" for customer_id in pending}
+    taken = set(
+        Invoice.objects.filter(company=spec.company, billing_key__in=plain.values())
+        .exclude(status=InvoiceStatus.VOID)
+        .values_list("billing_key", flat=True)
+    )
+    groups = []
+    for customer_id, unbilled in pending.items():
+        key = plain[customer_id]
+        if key in taken or len(unbilled) < len(by_customer[customer_id]):
             key += f":+{unbilled[0][0]}"
         groups.append(_Group(key, customer_id, unbilled, True))
     groups.extend(own)

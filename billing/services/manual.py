@@ -6,7 +6,8 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from billing.models import Customer, Invoice, InvoiceLine, InvoiceSource
+from billing.errors import BillingStateError
+from billing.models import Customer, Invoice, InvoiceLine, InvoiceSource, InvoiceStatus
 from billing.services import books as books_service
 from ledger.models import Company
 
@@ -57,3 +58,16 @@ def draft_invoice(
             row.invoice = invoice
         InvoiceLine.objects.bulk_create(rows)
     return invoice
+
+
+def delete_draft(invoice: Invoice) -> None:
+    """Delete a draft. Its row is locked first: a finaliser holding it makes this wait,
+    and then find it finalised, rather than delete an invoice that was just numbered,
+    posted and sent."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.status != InvoiceStatus.DRAFT:
+            raise BillingStateError(
+                f"Invoice {invoice.label} is {invoice.status}; only drafts are deleted. Void it instead."
+            )
+        invoice.delete()

@@ -335,3 +335,86 @@ def test_an_operator_cannot_open_or_finalise_another_companys_invoice(operator_c
     assert page.status_code == 302  # "doesn't exist", back to the admin's index
     assert pdf.status_code == 404
     assert Invoice.objects.get(pk=two_books.pk).status == InvoiceStatus.DRAFT
+
+
+# --- Guards found in review -----------------------------------------------------------------------
+
+
+def test_a_fee_with_more_places_than_its_currency_or_a_giant_amount_is_a_form_error(admin_client, company, books):
+    places = admin_client.post(
+        url(FeeStructure, "add"), {**fee_form(company, amount="100.005"), **inline("components", [])}
+    )
+    giant = admin_client.post(
+        url(FeeStructure, "add"), {**fee_form(company, amount="90000000000000000"), **inline("components", [])}
+    )
+    component = admin_client.post(
+        url(FeeStructure, "add"),
+        {**fee_form(company), **inline("components", [{"position": "0", "name": "Tuition", "amount": "300.001"}])},
+    )
+
+    assert "decimal places" in str(places.context["adminform"].form.errors["amount"])
+    assert "At most" in str(giant.context["adminform"].form.errors["amount"])
+    assert "decimal places" in str(component.context["inline_admin_formsets"][0].formset.non_form_errors())
+    assert not FeeStructure.objects.exists()
+
+
+def test_a_customer_or_fee_keeps_its_company_once_saved(admin_client, company, customer, fees):
+    page = admin_client.get(url(Customer, "change", customer.pk))
+    fee_page = admin_client.get(url(FeeStructure, "change", fees["maths"].pk))
+
+    assert "company" not in page.context["adminform"].form.fields
+    assert "company" not in fee_page.context["adminform"].form.fields
+
+
+def test_an_invoiced_enrolment_cannot_move_to_another_fee(admin_client, company, customer, fees, enrol):
+    enrolment = enrol(customer, fees["maths"])
+    invoicing.generate(RunSpec.for_period(company, "monthly", JAN))
+    form = {"customer": customer.pk, "fee_structure": fees["english"].pk, "start_date": "2025-09-01"}
+
+    response = admin_client.post(url(Enrolment, "change", enrolment.pk), form)
+
+    assert response.status_code == 200
+    assert "has been invoiced" in str(response.context["adminform"].form.errors["fee_structure"])
+    enrolment.refresh_from_db()
+    assert enrolment.fee_structure == fees["maths"]
+
+
+def test_a_portal_user_of_another_company_or_the_staff_is_refused(admin_client, company, customer, outsider, staff):
+    form = {"name": customer.name, "email": customer.email, "payment_terms_days": "14", "active": "on"}
+
+    theirs = admin_client.post(
+        url(Customer, "change", customer.pk), {**form, "portal_user": outsider.pk, **inline("enrolments", [])}
+    )
+    staffer = admin_client.post(
+        url(Customer, "change", customer.pk), {**form, "portal_user": staff.pk, **inline("enrolments", [])}
+    )
+
+    for response in (theirs, staffer):
+        assert "another company or to the staff" in str(response.context["adminform"].form.errors["portal_user"])
+    customer.refresh_from_db()
+    assert customer.portal_user is None
+
+
+def test_a_number_sequence_must_fit_the_number_column(admin_client, company):
+    form = {"company": company.pk, "series": "invoice", "prefix": "INV-2026-", "padding": "25", "next_number": "1"}
+
+    response = admin_client.post(url(DocumentSequence, "add"), form)
+
+    assert "fit in 32 characters" in str(response.context["adminform"].form.errors["padding"])
+    assert not DocumentSequence.objects.exists()
+
+
+def test_deleting_an_invoice_that_is_no_longer_a_draft_is_refused(company, customer, fees, enrol):
+    from billing.errors import BillingStateError
+    from billing.services import manual
+
+    enrol(customer, fees["maths"])
+    invoicing.generate(RunSpec.for_period(company, "monthly", JAN, finalise=False))
+    stale = Invoice.objects.get()  # read as a draft, then finalised by someone else
+    from billing.services import finalising
+
+    finalising.finalise(company, [stale.pk])
+
+    with pytest.raises(BillingStateError, match="only drafts are deleted"):
+        manual.delete_draft(stale)
+    assert Invoice.objects.filter(pk=stale.pk, status=InvoiceStatus.OPEN).exists()

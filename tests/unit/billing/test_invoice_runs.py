@@ -212,3 +212,24 @@ def test_the_invoice_issued_notice_carries_the_number_taken_after_it_was_written
         f"invoice_issued:{invoice.pk}",
         f"billing.customer:{customer.pk}",
     )
+
+
+def test_a_new_enrolment_after_an_earlier_one_left_the_run_still_gets_billed(company, fees, enrol, customer):
+    enrol(customer, fees["maths"])
+    invoicing.generate(monthly(company))
+    fees["maths"].active = False  # the billed enrolment is no longer in the period's run
+    fees["maths"].save()
+    enrol(customer, fees["english"], start_date=datetime.date(2026, 1, 15))
+
+    outcome = invoicing.generate(monthly(company))
+
+    assert (outcome.created, outcome.skipped) == (1, 0)
+    assert InvoiceLine.objects.filter(enrolment__fee_structure__code="ENG").count() == 1
+
+
+def test_the_invoice_issued_letter_shows_the_total_in_the_currencys_places(company, fees, enrol, customer):
+    enrol(customer, fees["maths"])
+
+    invoicing.generate(monthly(company))
+
+    assert Notification.objects.get().data["total"] == "2320.00"

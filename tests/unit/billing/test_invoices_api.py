@@ -530,3 +530,12 @@ def test_a_member_of_two_companies_sees_both_runs_and_filters_by_company(api, ow
     assert {row["company"] for row in both} == {company.pk, other_company.pk}
     assert [row["company"] for row in rival] == [other_company.pk]
     assert rival[0]["run"] is None
+
+
+def test_an_amount_beyond_what_a_document_may_hold_is_a_400_not_a_500(client, company, customer, books):
+    line = {"description": "Typo", "amount": "90000000000000000", "tax_rate": "100"}
+
+    response = client.post(INVOICES, {"company": company.pk, "customer": customer.pk, "lines": [line]}, format="json")
+
+    assert "amount" in str(invalid(response)["lines"])
+    assert not Invoice.objects.exists()
