@@ -61,8 +61,12 @@ def request_run(
     params: dict | None = None,
     trigger: Trigger = Trigger.MANUAL,
     user=None,
+    run_key: str | None = None,
 ) -> tuple[JobRun, bool]:
     """A run for the slot of ``business_date`` (today by default), or the one that exists.
+
+    ``run_key`` replaces the slot's key for a job run on demand per request rather than
+    per slot (an aged report run per report asked for); it is still unique per job.
 
     Returns ``(run, created)``. Parameters are validated first (ParamError lists every bad
     one). A second request for the same slot returns the first run untouched: re-running
@@ -81,7 +85,9 @@ def request_run(
     slot = slots.slot_for(definition.key_by, instant, tz)
     # The run keeps the parameters asked for; the worker records the effective ones (with defaults).
     given = spec.params.dump({name: cleaned[name] for name in params or {}})
-    lookup = {"job": definition, "run_key": slot.key, "company": company}
+    if run_key is not None and not 0 < len(run_key) <= JobRun._meta.get_field("run_key").max_length:
+        raise RunError(f"a run key is 1 to {JobRun._meta.get_field('run_key').max_length} characters")
+    lookup = {"job": definition, "run_key": run_key or slot.key, "company": company}
     try:
         # The run and its first move (queued, waiting or blocked) commit together: no run is
         # left pending with nobody to move it. Called outside a transaction, this is one
