@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("ledger.api")),
     path("", include("notifications.api")),
     path("", include("billing.api")),
+    path("", include("receivables.api")),
     path("auth/token", ObtainToken.as_view(), name="auth-token"),
 ]
 

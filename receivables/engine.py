@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from math import ceil
 
+from ledger import currencies
+
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 CURRENT = "Current"
@@ -312,10 +314,19 @@ def percentages(amounts: Sequence[Decimal], total: Decimal) -> list[Decimal | No
     return [(amount * 100 / total).quantize(CENT, ROUND_HALF_UP) for amount in amounts]
 
 
-def money(amount: Decimal) -> str:
-    """``1,500.00``: thousands separated, at least two places."""
-    places = max(2, -amount.as_tuple().exponent) if amount.as_tuple().exponent < 0 else 2
-    return f"{amount:,.{places}f}"
+def shown(amount: Decimal, currency: str = "") -> Decimal:
+    """``amount`` at its currency's places (two when unknown), or as it is when it has finer
+    digits than those: a figure is never rounded on its way out."""
+    step = currencies.quantum(currencies.MINOR_UNITS.get(currency, 2))
+    rounded = amount.quantize(step)
+    return rounded if rounded == amount else amount.normalize()
+
+
+def money(amount: Decimal, currency: str = "") -> str:
+    """``1,500.00``: thousands separated, at the currency's places."""
+    value = shown(amount, currency)
+    places = max(0, -value.as_tuple().exponent)
+    return f"{value:,.{places}f}"
 
 
 def comments(row: Row, labels: Sequence[str]) -> str:
@@ -328,7 +339,7 @@ def comments(row: Row, labels: Sequence[str]) -> str:
     blocks = []
     for index, label in enumerate(labels):
         lines = [
-            f"{item.number or item.id} ({KIND_NAMES[item.kind]}, ID: {item.id}) = {money(item.amount)}"
+            f"{item.number or item.id} ({KIND_NAMES[item.kind]}, ID: {item.id}) = {money(item.amount, row.currency)}"
             for item in row.items
             if item.bucket == index
         ]
@@ -342,8 +353,8 @@ def as_json(report: Report, *, reconciliation: Sequence[dict] = (), failures: Se
     the row's currency, base-currency figures beside them."""
     labels = report.labels
 
-    def amounts(values: Sequence[Decimal]) -> dict[str, str]:
-        return {label: str(value) for label, value in zip(labels, values, strict=True)}
+    def amounts(values: Sequence[Decimal], currency: str = "") -> dict[str, str]:
+        return {label: str(shown(value, currency)) for label, value in zip(labels, values, strict=True)}
 
     body = {
         "as_of": report.options.as_of.isoformat(),
@@ -358,14 +369,14 @@ def as_json(report: Report, *, reconciliation: Sequence[dict] = (), failures: Se
                 "company": row.company,
                 "contact": row.contact,
                 "currency": row.currency,
-                "buckets": amounts(row.buckets),
-                "total": str(row.total),
+                "buckets": amounts(row.buckets, row.currency),
+                "total": str(shown(row.total, row.currency)),
                 "percentages": {
                     label: None if share is None else str(share)
                     for label, share in zip(labels, percentages(row.buckets, row.total), strict=True)
                 },
                 "base_buckets": amounts(row.base),
-                "base_total": str(row.base_total),
+                "base_total": str(shown(row.base_total)),
                 "comments": comments(row, labels),
             }
             for row in report.rows
@@ -374,14 +385,14 @@ def as_json(report: Report, *, reconciliation: Sequence[dict] = (), failures: Se
             {
                 "company": total.company,
                 "currency": total.currency,
-                "buckets": amounts(total.buckets),
-                "total": str(total.total),
+                "buckets": amounts(total.buckets, total.currency),
+                "total": str(shown(total.total, total.currency)),
                 "percentages": {
                     label: None if share is None else str(share)
                     for label, share in zip(labels, percentages(total.buckets, total.total), strict=True)
                 },
                 "base_buckets": amounts(total.base),
-                "base_total": str(total.base_total),
+                "base_total": str(shown(total.base_total)),
             }
             for total in report.totals
         ],

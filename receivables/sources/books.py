@@ -102,12 +102,13 @@ def control_balance(company: Company, as_of: datetime.date) -> Decimal | None:
 def reconciliation(company: Company, as_of: datetime.date, report_total: Decimal) -> dict:
     """The reconciliation line: the report's total against the control account."""
     control = control_balance(company, as_of)
+    currency = company.base_currency
     return {
         "company": company.name,
-        "currency": company.base_currency,
-        "report_total": str(report_total),
-        "control_balance": None if control is None else str(control),
-        "difference": None if control is None else str(report_total - control),
+        "currency": currency,
+        "report_total": str(engine.shown(report_total, currency)),
+        "control_balance": None if control is None else str(engine.shown(control, currency)),
+        "difference": None if control is None else str(engine.shown(report_total - control, currency)),
         "reconciled": control is not None and report_total == control,
     }
 

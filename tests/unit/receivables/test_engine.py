@@ -322,6 +322,13 @@ def test_system_comments_list_each_item_per_bucket():
     )
 
 
+def test_amounts_show_their_currencys_places_unless_they_have_finer_digits():
+    assert engine.money(Decimal("1500.000"), "GBP") == "1,500.00"
+    assert engine.money(Decimal("1500"), "JPY") == "1,500"
+    assert engine.money(Decimal("-2.5"), "KWD") == "-2.500"
+    assert engine.money(Decimal("0.125"), "GBP") == "0.125"
+
+
 def test_percentages_are_each_buckets_share_and_none_when_nothing_is_owed():
     assert engine.percentages([D(25), D(75)], D(100)) == [D("25.00"), D("75.00")]
     assert engine.percentages([D(10), D(-10)], D(0)) == [None, None]
@@ -335,17 +342,17 @@ def test_json_form_has_the_issue_shape():
     assert body["as_of"] == "2024-06-30"
     assert body["buckets"][0] == "Current" and body["buckets"][-1] == "Older"
     row = body["rows"][0]
-    assert row["buckets"]["< 1 Month"] == "12.5" and row["total"] == "12.5"
+    assert row["buckets"]["< 1 Month"] == "12.50" and row["total"] == "12.50"
     assert row["company"] == "North" and row["contact"] == "Acme" and row["currency"] == "GBP"
     assert body["totals"] == [
         {
             "company": "North",
             "currency": "GBP",
-            "buckets": {label: ("12.5" if label == "< 1 Month" else "0") for label in body["buckets"]},
-            "total": "12.5",
+            "buckets": {label: ("12.50" if label == "< 1 Month" else "0.00") for label in body["buckets"]},
+            "total": "12.50",
             "percentages": {label: ("100.00" if label == "< 1 Month" else "0.00") for label in body["buckets"]},
-            "base_buckets": {label: ("12.5" if label == "< 1 Month" else "0") for label in body["buckets"]},
-            "base_total": "12.5",
+            "base_buckets": {label: ("12.50" if label == "< 1 Month" else "0.00") for label in body["buckets"]},
+            "base_total": "12.50",
         }
     ]
 
