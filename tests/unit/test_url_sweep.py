@@ -163,22 +163,24 @@ OWNED_OBJECT = {
 }
 
 
-def _billing_owned() -> dict:
-    """Billing's areas each name their routes' objects in ``tests/unit/billing/sweep_*.py``
-    (a dict ``OWNED``), so the areas do not share one list."""
+def _areas_owned() -> dict:
+    """Billing's and receivables' areas each name their routes' objects in
+    ``tests/unit/<app>/sweep_*.py`` (a dict ``OWNED``), so the areas do not share one list."""
     import importlib
     import pkgutil
 
-    import tests.unit.billing as package
+    import tests.unit.billing
+    import tests.unit.receivables
 
     owned = {}
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name.startswith("sweep_"):
-            owned.update(importlib.import_module(f"tests.unit.billing.{module.name}").OWNED)
+    for package in (tests.unit.billing, tests.unit.receivables):
+        for module in pkgutil.iter_modules(package.__path__):
+            if module.name.startswith("sweep_"):
+                owned.update(importlib.import_module(f"{package.__name__}.{module.name}").OWNED)
     return owned
 
 
-OWNED_OBJECT.update(_billing_owned())
+OWNED_OBJECT.update(_areas_owned())
 
 
 def all_routes() -> list[str]:
