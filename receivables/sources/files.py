@@ -70,7 +70,9 @@ def read(stream: IO[bytes], *, name: str = "") -> Parsed:
     except UnicodeDecodeError as exc:
         raise FileError("the file is not UTF-8 text") from exc
     first = text.lstrip()[:1]
-    records = _csv_records(text) if name.lower().endswith(".csv") or (first and first not in "{[") else _json_records(text)
+    records = (
+        _csv_records(text) if name.lower().endswith(".csv") or (first and first not in "{[") else _json_records(text)
+    )
     docs, allocations, where = [], [], {}
     seen: dict[str, int] = {}
     for line, record in records:
