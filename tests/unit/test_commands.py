@@ -105,12 +105,18 @@ def test_demo_data_loads_once(capsys):
         "billing: 40 pupils (40 new) enrolled on 5 courses",
         "billing: dunning levels at 1, 7, 14, 30 days overdue",
         "billing: November 2026 invoices: 40 created, 0 already there",
+        "receivables: 'Group export (demo)': 116 documents and 38 allocations imported",
+        "receivables: aged debtors of 'school' as of 2026-11-21: 200100.00 KES over 40 customers, "
+        "control account 200100.00 (reconciled)",
     ]
     assert second[2:] == [
         "billing: company 'school' already there",
         "billing: 40 pupils (0 new) enrolled on 5 courses",
         "billing: dunning levels at 1, 7, 14, 30 days overdue",
         "billing: November 2026 invoices: 0 created, 40 already there",
+        "receivables: 'Group export (demo)' already there",
+        "receivables: aged debtors of 'school' as of 2026-11-21: 200100.00 KES over 40 customers, "
+        "control account 200100.00 (reconciled)",
     ]
     school = Invoice.objects.filter(company__slug="school")
     assert school.filter(status="open").count() == 40
