@@ -6,9 +6,9 @@ Each module declares ``routes`` (router prefix, viewset, basename) and ``urlpatt
 
 from rest_framework.routers import SimpleRouter
 
-from receivables.api import reports
+from receivables.api import reports, statements
 
-MODULES = (reports,)
+MODULES = (reports, statements)
 
 router = SimpleRouter(trailing_slash=False, use_regex_path=False)
 for module in MODULES:
