@@ -46,19 +46,24 @@ REPORT_JOB = "RECEIVABLES_AGED_REPORT"
 MAX_UPLOAD = 200 * 1024 * 1024
 
 
-class ReadableDocumentSets(ScopedPrimaryKeyRelatedField):
+class ReadableDocumentSets(serializers.PrimaryKeyRelatedField):
+    """A document set the caller may read; any other id does not exist."""
+
+    def __init__(self, **kwargs):
+        super().__init__(queryset=DocumentSet.objects.all(), **kwargs)
+
     def get_queryset(self):
         return document_sets_for(self.context["request"].user)
 
 
 class ReadableConnections(ScopedPrimaryKeyRelatedField):
-    def get_queryset(self):
-        return XeroConnection.objects.for_user(self.context["request"].user)
+    def __init__(self, **kwargs):
+        super().__init__(queryset=XeroConnection.objects.all(), **kwargs)
 
 
 class CompanyChoice(ScopedPrimaryKeyRelatedField):
-    def get_queryset(self):
-        return Company.objects.for_user(self.context["request"].user)
+    def __init__(self, **kwargs):
+        super().__init__(queryset=Company.objects.all(), **kwargs)
 
 
 def document_sets_for(user):
