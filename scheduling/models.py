@@ -445,7 +445,8 @@ class ChunkStatus(models.TextChoices):
 
 
 class JobChunk(models.Model):
-    """One piece of a fanned-out run. Marked done in the transaction that does its work."""
+    """One piece of a fanned-out run. Marked done in the transaction that does its work (after
+    it, for a job whose chunks are not atomic)."""
 
     run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()

@@ -216,6 +216,7 @@ class JobSpec:
     key_by: KeyBy = KeyBy.DAY
     scope: Scope = Scope.GLOBAL
     atomic: bool = True
+    atomic_chunks: bool = True
     chunk_func: Callable | None = None
 
     def chunk(self, func: Callable) -> Callable:
@@ -251,10 +252,17 @@ def job(
     key_by: KeyBy = KeyBy.DAY,
     scope: Scope = Scope.GLOBAL,
     atomic: bool = True,
+    atomic_chunks: bool = True,
 ) -> Callable[[Callable], JobSpec]:
     """Declare a batch job. See the module docstring; ``atomic`` runs the job body in one
     transaction that also records its success, so a worker killed mid-run leaves nothing
-    half-written. Jobs longer than a few minutes should fan out instead."""
+    half-written. Jobs longer than a few minutes should fan out instead.
+
+    A chunk likewise runs in the transaction that marks it done. ``atomic_chunks=False`` is
+    for chunks that wait on the network (a remote API under a rate limit): they run outside
+    any transaction, committing as they go, and are marked done afterwards. Such a chunk
+    must be safe to run again, since a worker killed mid-chunk leaves it to run again from
+    the start, and a redelivered message may run it twice."""
 
     if not re.match(JOB_CODE_PATTERN, code):
         raise ValueError(f"job code {code!r} must be upper case words joined by underscores, like GL_DAILY_CLOSE")
@@ -288,6 +296,7 @@ def job(
             key_by=key_by,
             scope=scope,
             atomic=atomic,
+            atomic_chunks=atomic_chunks,
         )
         _registry[code] = spec
         return spec

@@ -49,6 +49,20 @@ def fanout_chunk(ctx, chunk: dict) -> None:
     hold(ctx, ctx.params["hold"])
 
 
+@job("TEST_FANOUT_LOOSE", title="Fan-out outside transactions", atomic_chunks=False, retry=FAST_RETRY)
+def fanout_loose(ctx) -> None:
+    ctx.fan_out({"index": i} for i in range(2))
+
+
+@fanout_loose.chunk
+def fanout_loose_chunk(ctx, chunk: dict) -> None:
+    from django.db import connection
+
+    # What a chunk waiting on a remote API sees: no transaction of the job layer around it.
+    Group.objects.get_or_create(name=f"loose-{ctx.run.pk}-{chunk['index']}-atomic-{connection.in_atomic_block}")
+    ctx.count(created=1)
+
+
 @job("TEST_FAIL", title="Always fails", retry=RetryPolicy(max_retries=0))
 def always_fails(ctx) -> None:
     ctx.info("about to fail")

@@ -388,13 +388,16 @@ def execute_chunk(run_id: int, index: int, *, retries: int) -> str | RetryLater:
     ctx = JobContext(run, spec, definition, chunk=chunk)
     try:
         ctx.params = spec.params.clean(run.params, definition.default_params)
+        if not spec.atomic_chunks:
+            spec.chunk_func(ctx, chunk.payload)  # committing as it goes; safe to repeat (see @job)
         with transaction.atomic():
             mine = JobChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PENDING).update(
-                status=ChunkStatus.DONE, attempts=F("attempts") + 1, finished_at=now, error=""
+                status=ChunkStatus.DONE, attempts=F("attempts") + 1, finished_at=timezone.now(), error=""
             )
             if not mine:
                 return "chunk already done"  # a duplicate message got here first
-            spec.chunk_func(ctx, chunk.payload)
+            if spec.atomic_chunks:
+                spec.chunk_func(ctx, chunk.payload)
             ctx.logs.flush()
             counted = {name: F(name) + value for name, value in ctx.counts.items() if value}
             JobRun.objects.filter(pk=run.pk).update(chunks_done=F("chunks_done") + 1, **counted)

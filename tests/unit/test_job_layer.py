@@ -325,6 +325,21 @@ def test_a_chunk_that_keeps_failing_fails_the_run(monkeypatch):
     assert "chunk 0 failed: ConnectionError" in run.error
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_job_may_run_its_chunks_outside_a_transaction_and_mark_them_done_after():
+    run = execute(request("TEST_FANOUT_LOOSE"))
+
+    outcomes = [execution.execute_chunk(run.pk, index, retries=0) for index in (0, 0, 1)]
+
+    run.refresh_from_db()
+    assert outcomes == ["chunk done", "chunk already done", "chunk done"]  # the duplicate ran, harmlessly
+    assert (run.status, run.chunks_done, run.created) == (RunStatus.SUCCEEDED, 2, 2)
+    assert sorted(Group.objects.filter(name__startswith=f"loose-{run.pk}-").values_list("name", flat=True)) == [
+        f"loose-{run.pk}-0-atomic-False",
+        f"loose-{run.pk}-1-atomic-False",
+    ]
+
+
 def test_a_zero_chunk_fan_out_succeeds_at_once():
     run = execute(request("TEST_FANOUT", params={"chunks": 0}))
 
