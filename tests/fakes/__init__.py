@@ -1,0 +1,1 @@
+"""Fakes of the outside services the platform talks to, real enough to drive the real clients."""
