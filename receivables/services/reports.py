@@ -17,17 +17,21 @@ import datetime
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from ledger.models import Company
 from receivables import engine, excel
 from receivables.models import AgedReport, DocumentSet, ReportFormat, ReportSource, XeroConnection
 from receivables.sources import books, files, stored
+
+logger = logging.getLogger(__name__)
 
 HOUR = 3600
 CACHE_VERSION = 1
@@ -136,11 +140,11 @@ def build(
     built = Built(engine.Report(options, options.labels, [], []))
     for done, part in enumerate(parts, start=1):
         key = f"receivables:v{CACHE_VERSION}:{part.key}:{_options_key(options)}"
-        part_rows = cache.get(key) if use_cache else None
+        part_rows = _cached(key) if use_cache else None
         if part_rows is None:
             docs, allocations = part.load(options.as_of)
             part_rows = engine.age(docs, allocations, options).rows
-            cache.set(key, part_rows, timeout=ttl(options.as_of, today))
+            _keep(key, part_rows, ttl(options.as_of, today))
         else:
             built.cached += 1
         rows.extend(part_rows)
@@ -154,6 +158,22 @@ def build(
     rows.sort(key=lambda row: (row.company.casefold(), row.contact.casefold(), row.company, row.contact, row.currency))
     built.report = engine.Report(options, options.labels, rows, engine.totals_of(rows, len(options.labels)))
     return built
+
+
+def _cached(key: str) -> list[engine.Row] | None:
+    """A part's cached rows; a cache that is down costs the aging again, not the report."""
+    try:
+        return cache.get(key)
+    except (RedisError, OSError) as exc:
+        logger.warning("aged rows cache unavailable: %s", exc)
+        return None
+
+
+def _keep(key: str, rows: list[engine.Row], timeout: int) -> None:
+    try:
+        cache.set(key, rows, timeout=timeout)
+    except (RedisError, OSError) as exc:
+        logger.warning("aged rows cache unavailable: %s", exc)
 
 
 def stale_connections(connections: Sequence[XeroConnection]) -> list[dict]:
