@@ -200,13 +200,8 @@ class Row:
     items: list[Item] = field(default_factory=list)
     contact_id: str = ""
 
-    @property
-    def total(self) -> Decimal:
-        return sum(self.buckets, ZERO)
-
-    @property
-    def base_total(self) -> Decimal:
-        return sum(self.base, ZERO)
+    total = property(lambda self: sum(self.buckets, ZERO))
+    base_total = property(lambda self: sum(self.base, ZERO))
 
 
 @dataclass
@@ -216,13 +211,8 @@ class Total:
     buckets: list[Decimal]
     base: list[Decimal]
 
-    @property
-    def total(self) -> Decimal:
-        return sum(self.buckets, ZERO)
-
-    @property
-    def base_total(self) -> Decimal:
-        return sum(self.base, ZERO)
+    total = Row.total
+    base_total = Row.base_total
 
 
 @dataclass

@@ -320,7 +320,34 @@ class PDFDocumentRenderer(DocumentRenderer):
 DOCUMENT_FORMATS = ("html", "pdf")
 
 
-class InvoiceViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+def document_response(request: Request, name: str, *, html, pdf) -> HttpResponse:
+    """A printed document (``?format=html|pdf``, or by ``Accept``; PDF by default) from its
+    ``html()`` or ``pdf()`` renderer. A bad format is a 400 in the API's error shape."""
+    asked = request.query_params.get("format")
+    if asked is not None and asked not in DOCUMENT_FORMATS:
+        raise serializers.ValidationError({"format": [f"Choose from {', '.join(DOCUMENT_FORMATS)}."]})
+    fmt = asked or (request.accepted_renderer.format if request.accepted_renderer.format in DOCUMENT_FORMATS else "pdf")
+    if fmt == "html":
+        response = HttpResponse(html(), content_type="text/html; charset=utf-8")
+    else:
+        response = HttpResponse(pdf(), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{name}.{fmt}"'
+    response["Vary"] = "Accept"
+    return response
+
+
+class DocumentErrorsAsJSON:
+    """A viewset mixin: the ``document`` action's renderers only name formats, so its errors
+    go out as JSON like everyone's."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if self.action == "document" and isinstance(response, Response):
+            request.accepted_renderer = renderers.JSONRenderer()
+            request.accepted_media_type = request.accepted_renderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class InvoiceViewSet(DocumentErrorsAsJSON, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """The caller's companies' invoices, newest issue first.
 
     POST creates a manual draft; ``finalise`` numbers, posts and sends a draft (409 once it
@@ -385,28 +412,13 @@ class InvoiceViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
         content_negotiation_class=FileFormatNegotiation,
     )
     def document(self, request: Request, pk=None) -> HttpResponse:
-        asked = request.query_params.get("format")
-        if asked is not None and asked not in DOCUMENT_FORMATS:
-            raise serializers.ValidationError({"format": [f"Choose from {', '.join(DOCUMENT_FORMATS)}."]})
-        fmt = asked or (
-            request.accepted_renderer.format if request.accepted_renderer.format in DOCUMENT_FORMATS else "pdf"
-        )
         invoice = self.get_object()
-        name = invoice.number or f"draft-{invoice.pk}"
-        if fmt == "html":
-            response = HttpResponse(documents.render_html(invoice), content_type="text/html; charset=utf-8")
-        else:
-            response = HttpResponse(documents.render_pdf(invoice), content_type="application/pdf")
-        response["Content-Disposition"] = f'inline; filename="{name}.{fmt}"'
-        response["Vary"] = "Accept"
-        return response
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # The document's renderers only name formats; its errors go out as everyone's do.
-        if self.action == "document" and isinstance(response, Response):
-            request.accepted_renderer = renderers.JSONRenderer()
-            request.accepted_media_type = request.accepted_renderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
+        return document_response(
+            request,
+            invoice.number or f"draft-{invoice.pk}",
+            html=lambda: documents.render_html(invoice),
+            pdf=lambda: documents.render_pdf(invoice),
+        )
 
 
 # --- Invoice runs -----------------------------------------------------------------------------

@@ -104,7 +104,8 @@ def render_html(invoice: Invoice) -> str:
 # --- PDF -------------------------------------------------------------------------------------
 
 
-def _styles() -> dict[str, ParagraphStyle]:
+def pdf_styles() -> dict[str, ParagraphStyle]:
+    """The house style of printed documents (invoices, statements): Helvetica on A4."""
     base = getSampleStyleSheet()
     body = ParagraphStyle("body", parent=base["Normal"], fontName="Helvetica", fontSize=9.5, leading=12.5)
     return {
@@ -132,7 +133,7 @@ def render_pdf(invoice: Invoice) -> bytes:
     """The invoice on A4: a header, the customer and the dates, the lines (continued on
     further pages with their heading repeated when there are many), then the totals."""
     data = context(invoice)
-    styles = _styles()
+    styles = pdf_styles()
     width = A4[0] - 2 * MARGIN
     story = []
 

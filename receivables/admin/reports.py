@@ -10,8 +10,8 @@ from django.utils.html import format_html
 
 from config.companies import member_companies
 from ledger.models import Company
+from receivables.api.reports import report_file
 from receivables.models import AgedReport, DocumentSet
-from receivables.services.reports import CONTENT_TYPES
 from scheduling.admin import ReadOnlyAdmin
 
 
@@ -87,9 +87,7 @@ class AgedReportAdmin(ReadOnlyAdmin):
         report = visible_reports(request).filter(pk=pk, finished_at__isnull=False).first()
         if report is None or not self.has_view_permission(request, report):
             raise Http404("No such report.")
-        response = HttpResponse(bytes(report.output), content_type=CONTENT_TYPES[report.format])
-        response["Content-Disposition"] = f'attachment; filename="{report.output_name}"'
-        return response
+        return report_file(report)
 
 
 @admin.register(DocumentSet)

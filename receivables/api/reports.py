@@ -251,9 +251,14 @@ class AgedReportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             if state in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.BLOCKED):
                 raise Conflict(f"The report was not made: its run {state}.")
             raise Conflict("The report is not made yet; follow its link until it has a download.")
-        response = HttpResponse(bytes(report.output), content_type=CONTENT_TYPES[report.format])
-        response["Content-Disposition"] = f'attachment; filename="{report.output_name}"'
-        return response
+        return report_file(report)
+
+
+def report_file(report: AgedReport) -> HttpResponse:
+    """A made report's file, as an attachment (the API's download and the admin's)."""
+    response = HttpResponse(bytes(report.output), content_type=CONTENT_TYPES[report.format])
+    response["Content-Disposition"] = f'attachment; filename="{report.output_name}"'
+    return response
 
 
 class DocumentSetSerializer(serializers.ModelSerializer):

@@ -20,9 +20,14 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import permissions, renderers, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
-from rest_framework.response import Response
 
-from billing.api.invoices import DOCUMENT_FORMATS, HTMLDocumentRenderer, PDFDocumentRenderer
+from billing.api.invoices import (
+    DOCUMENT_FORMATS,
+    DocumentErrorsAsJSON,
+    HTMLDocumentRenderer,
+    PDFDocumentRenderer,
+    document_response,
+)
 from billing.models import Customer
 from config.api import FileFormatNegotiation
 from ledger.api.common import CompanyFilterSet, money, scoped
@@ -89,7 +94,7 @@ class StatementFilter(CompanyFilterSet):
         fields = ["company", "customer", "statement_date"]
 
 
-class StatementViewSet(viewsets.ReadOnlyModelViewSet):
+class StatementViewSet(DocumentErrorsAsJSON, viewsets.ReadOnlyModelViewSet):
     """The caller's companies' customer statements, newest date first.
 
     ``document`` is the statement as HTML or PDF, chosen by ``?format=html|pdf`` or else
@@ -123,27 +128,13 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         content_negotiation_class=FileFormatNegotiation,
     )
     def document(self, request: Request, pk=None) -> HttpResponse:
-        asked = request.query_params.get("format")
-        if asked is not None and asked not in DOCUMENT_FORMATS:
-            raise serializers.ValidationError({"format": [f"Choose from {', '.join(DOCUMENT_FORMATS)}."]})
-        fmt = asked or (
-            request.accepted_renderer.format if request.accepted_renderer.format in DOCUMENT_FORMATS else "pdf"
-        )
         statement = self.get_object()
-        if fmt == "html":
-            response = HttpResponse(statements.render_html(statement), content_type="text/html; charset=utf-8")
-        else:
-            response = HttpResponse(statements.render_pdf(statement), content_type="application/pdf")
-        response["Content-Disposition"] = f'inline; filename="{statement.number}.{fmt}"'
-        response["Vary"] = "Accept"
-        return response
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # The document's renderers only name formats; its errors go out as everyone's do.
-        if self.action == "document" and isinstance(response, Response):
-            request.accepted_renderer = renderers.JSONRenderer()
-            request.accepted_media_type = request.accepted_renderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
+        return document_response(
+            request,
+            statement.number,
+            html=lambda: statements.render_html(statement),
+            pdf=lambda: statements.render_pdf(statement),
+        )
 
 
 # --- Credit limit breaches ----------------------------------------------------------------------

@@ -34,14 +34,13 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from billing.services.books import quantize
-from billing.services.documents import GRID, MARGIN, SHADE, amount
+from billing.services.documents import GRID, MARGIN, SHADE, amount, pdf_styles
 from billing.services.recipients import customer_recipients
 from config import bulk
 from ledger.models import Company
@@ -330,25 +329,6 @@ def render_html(statement: Statement) -> str:
     return render_to_string("receivables/statement.html", document_context(statement))
 
 
-def _styles() -> dict[str, ParagraphStyle]:
-    base = getSampleStyleSheet()
-    body = ParagraphStyle("body", parent=base["Normal"], fontName="Helvetica", fontSize=9.5, leading=12.5)
-    return {
-        "body": body,
-        "small": ParagraphStyle("small", parent=body, fontSize=8, leading=10, textColor=colors.HexColor("#555b66")),
-        "title": ParagraphStyle(
-            "title", parent=body, fontName="Helvetica-Bold", fontSize=20, leading=24, alignment=TA_RIGHT
-        ),
-        "company": ParagraphStyle("company", parent=body, fontName="Helvetica-Bold", fontSize=12, leading=15),
-        "right": ParagraphStyle("right", parent=body, alignment=TA_RIGHT),
-        "cell": ParagraphStyle("cell", parent=body, fontSize=9, leading=11.5),
-        "head": ParagraphStyle("head", parent=body, fontName="Helvetica-Bold", fontSize=9, leading=11.5),
-        "head_right": ParagraphStyle(
-            "head_right", parent=body, fontName="Helvetica-Bold", fontSize=9, leading=11.5, alignment=TA_RIGHT
-        ),
-    }
-
-
 def _p(value, style: ParagraphStyle) -> Paragraph:
     # Paragraphs read markup: a customer called "<b>" must print as such.
     return Paragraph(escape(str(value)), style)
@@ -358,7 +338,7 @@ def render_pdf(statement: Statement) -> bytes:
     """The statement on A4: the company and customer, the open items (continued on further
     pages with their heading repeated), the aging summary and the balance."""
     data = document_context(statement)
-    styles = _styles()
+    styles = pdf_styles()
     width = A4[0] - 2 * MARGIN
     story: list = []
 

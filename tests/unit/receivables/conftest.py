@@ -10,7 +10,7 @@ import pytest
 from django.core.cache import cache
 
 from billing.models import Invoice, InvoiceLine
-from billing.services import finalising
+from billing.services import finalising, settlement
 from tests.factories import CustomerFactory
 
 JAN = datetime.date(2026, 1, 1)
@@ -58,3 +58,18 @@ def make_invoice(company, customer, books):
         return invoice
 
     return make
+
+
+@pytest.fixture
+def owed(company, customer, make_invoice):
+    """An invoice of 300.00 issued 1 January, due on the 15th, 100.00 of it paid on
+    1 February: 200.00 owed, a month overdue at the end of February."""
+    invoice = make_invoice("300.00", issue=JAN, days=14)
+    settlement.record_payment(
+        company,
+        customer,
+        date=datetime.date(2026, 2, 1),
+        amount=Decimal("100.00"),
+        allocations=[(invoice, Decimal("100.00"))],
+    )
+    return invoice

@@ -4,18 +4,14 @@ input."""
 from __future__ import annotations
 
 import csv
-import datetime
 import io
 import json
-from decimal import Decimal
 
 import openpyxl
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing.services import settlement
 from receivables.models import XeroApp, XeroConnection
-from tests.unit.receivables.conftest import JAN
 
 pytestmark = pytest.mark.django_db
 
@@ -45,19 +41,6 @@ LINES = [
 
 
 @pytest.fixture
-def owed(company, customer, make_invoice):
-    invoice = make_invoice("300.00", issue=JAN, days=14)
-    settlement.record_payment(
-        company,
-        customer,
-        date=datetime.date(2026, 2, 1),
-        amount=Decimal("120.00"),
-        allocations=[(invoice, Decimal("120.00"))],
-    )
-    return invoice
-
-
-@pytest.fixture
 def exported(tmp_path):
     path = tmp_path / "export.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in LINES))
@@ -77,9 +60,9 @@ def test_the_books_as_json_with_the_reconciliation(company, owed, tmp_path):
 
     report = json.loads(out.read_text())
     (row,) = report["rows"]
-    assert (row["contact"], row["buckets"]["1 Month"], row["total"]) == ("Amina Njoroge", "180.00", "180.00")
+    assert (row["contact"], row["buckets"]["1 Month"], row["total"]) == ("Amina Njoroge", "200.00", "200.00")
     assert report["reconciliation"][0]["reconciled"] is True
-    assert f"control account of {company.name}: 180.00 (reconciled)" in said
+    assert f"control account of {company.name}: 200.00 (reconciled)" in said
     assert f"written to {out}" in said
 
 

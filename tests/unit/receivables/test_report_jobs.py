@@ -11,7 +11,6 @@ import pytest
 from django.core.cache import cache
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from billing.services import settlement
 from receivables import engine
 from receivables.models import AgedReport, Document, ReportFormat, XeroApp, XeroConnection
 from receivables.services import reports
@@ -23,19 +22,6 @@ pytestmark = pytest.mark.django_db
 
 SUNDAY = datetime.date(2026, 3, 1)
 TODAY = datetime.date(2026, 3, 10)
-
-
-@pytest.fixture
-def owed(company, customer, make_invoice):
-    invoice = make_invoice("300.00", issue=JAN, days=14)
-    settlement.record_payment(
-        company,
-        customer,
-        date=datetime.date(2026, 2, 1),
-        amount=Decimal("100.00"),
-        allocations=[(invoice, Decimal("100.00"))],
-    )
-    return invoice
 
 
 def test_aged_debtors_is_weekly_per_company_on_the_receivables_queue():

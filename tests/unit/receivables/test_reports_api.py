@@ -11,13 +11,11 @@ from decimal import Decimal
 import openpyxl
 import pytest
 
-from billing.services import settlement
 from receivables.models import AgedReport, Document, DocumentSet, XeroApp, XeroConnection
 from scheduling.models import JobRun
 from scheduling.services import execution
 from tests.factories import MembershipFactory
 from tests.unit.billing.helpers import invalid
-from tests.unit.receivables.conftest import JAN
 
 pytestmark = pytest.mark.django_db
 
@@ -57,19 +55,6 @@ def frozen(time_machine):
 @pytest.fixture
 def client(api, owner):
     return api.as_user(owner)
-
-
-@pytest.fixture
-def owed(company, customer, make_invoice):
-    invoice = make_invoice("300.00", issue=JAN, days=14)
-    settlement.record_payment(
-        company,
-        customer,
-        date=datetime.date(2026, 2, 1),
-        amount=Decimal("100.00"),
-        allocations=[(invoice, Decimal("100.00"))],
-    )
-    return invoice
 
 
 def run(body: dict) -> None:
