@@ -189,6 +189,11 @@ class Item:
     date: datetime.date
     due_date: datetime.date | None
 
+    def __reduce__(self):
+        # Cached rows hold hundreds of thousands of items; the dataclass's own state pickling
+        # goes through a slow path per object, a plain tuple of fields does not.
+        return Item, (self.kind, self.id, self.number, self.amount, self.base, self.bucket, self.date, self.due_date)
+
 
 @dataclass
 class Row:
@@ -338,14 +343,38 @@ def comments(row: Row, labels: Sequence[str]) -> str:
     return "\n\n".join(blocks)
 
 
+def totals_json(report: Report) -> list[dict]:
+    """The report's totals per company and currency, as in its JSON form."""
+    labels = report.labels
+    return [
+        {
+            "company": total.company,
+            "currency": total.currency,
+            "buckets": _amounts(labels, total.buckets, total.currency),
+            "total": str(shown(total.total, total.currency)),
+            "percentages": _shares(labels, total.buckets, total.total),
+            "base_buckets": _amounts(labels, total.base),
+            "base_total": str(shown(total.base_total)),
+        }
+        for total in report.totals
+    ]
+
+
+def _amounts(labels: Sequence[str], values: Sequence[Decimal], currency: str = "") -> dict[str, str]:
+    return {label: str(shown(value, currency)) for label, value in zip(labels, values, strict=True)}
+
+
+def _shares(labels: Sequence[str], values: Sequence[Decimal], total: Decimal) -> dict[str, str | None]:
+    return {
+        label: None if share is None else str(share)
+        for label, share in zip(labels, percentages(values, total), strict=True)
+    }
+
+
 def as_json(report: Report, *, reconciliation: Sequence[dict] = (), failures: Sequence[dict] = ()) -> dict:
     """The report's JSON form (the API's and the command's): amounts as decimal strings in
     the row's currency, base-currency figures beside them."""
     labels = report.labels
-
-    def amounts(values: Sequence[Decimal], currency: str = "") -> dict[str, str]:
-        return {label: str(shown(value, currency)) for label, value in zip(labels, values, strict=True)}
-
     body = {
         "as_of": report.options.as_of.isoformat(),
         "periods": report.options.periods,
@@ -359,33 +388,16 @@ def as_json(report: Report, *, reconciliation: Sequence[dict] = (), failures: Se
                 "company": row.company,
                 "contact": row.contact,
                 "currency": row.currency,
-                "buckets": amounts(row.buckets, row.currency),
+                "buckets": _amounts(labels, row.buckets, row.currency),
                 "total": str(shown(row.total, row.currency)),
-                "percentages": {
-                    label: None if share is None else str(share)
-                    for label, share in zip(labels, percentages(row.buckets, row.total), strict=True)
-                },
-                "base_buckets": amounts(row.base),
+                "percentages": _shares(labels, row.buckets, row.total),
+                "base_buckets": _amounts(labels, row.base),
                 "base_total": str(shown(row.base_total)),
                 "comments": comments(row, labels),
             }
             for row in report.rows
         ],
-        "totals": [
-            {
-                "company": total.company,
-                "currency": total.currency,
-                "buckets": amounts(total.buckets, total.currency),
-                "total": str(shown(total.total, total.currency)),
-                "percentages": {
-                    label: None if share is None else str(share)
-                    for label, share in zip(labels, percentages(total.buckets, total.total), strict=True)
-                },
-                "base_buckets": amounts(total.base),
-                "base_total": str(shown(total.base_total)),
-            }
-            for total in report.totals
-        ],
+        "totals": totals_json(report),
     }
     if reconciliation:
         body["reconciliation"] = list(reconciliation)

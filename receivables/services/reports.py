@@ -291,7 +291,7 @@ def make(report: AgedReport, *, progress: Callable[[int, int], None] | None = No
     AgedReport.objects.filter(pk=report.pk).update(
         output=output,
         output_name=f"aged-receivables-{report.as_of}-{report.pk}.{report.format}",
-        totals=engine.as_json(built.report)["totals"],
+        totals=engine.totals_json(built.report),
         failures=built.failures,
         reconciliation=built.reconciliation,
         from_cache=bool(parts) and built.cached == len(parts),
