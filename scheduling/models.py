@@ -112,7 +112,9 @@ class JobDefinition(models.Model):
     backoff_cap = models.PositiveIntegerField(default=3600, help_text="longest wait between retries, seconds")
     time_limit = models.PositiveIntegerField(default=3300, validators=[MinValueValidator(1)], help_text="seconds")
     overlap = models.CharField(max_length=10, choices=Overlap.choices, default=Overlap.SKIP)
-    max_concurrent = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    max_concurrent = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="runs at once (per company, for a per-company job)"
+    )
     runtime_threshold = models.PositiveIntegerField(
         null=True, blank=True, help_text="seconds; a slower run raises an alert"
     )

@@ -13,7 +13,7 @@ from receivables.jobs.common import QUEUE, RECEIVABLES_RETRY
 from receivables.models import AgedReport, ReportFormat, ReportSource
 from receivables.services import reports
 from scheduling.calendar import Cron
-from scheduling.choices import Scope
+from scheduling.choices import Overlap, Scope
 from scheduling.registry import Param, job
 
 
@@ -25,6 +25,8 @@ from scheduling.registry import Param, job
     retry=RECEIVABLES_RETRY,
     atomic=False,
     time_limit=3300,
+    overlap=Overlap.QUEUE,  # each report is a run of its own: a second one waits for a slot, never skipped
+    max_concurrent=2,
 )
 def aged_report(ctx) -> None:
     """Ages the documents a requested report covers (from the cache where nothing changed)

@@ -231,7 +231,9 @@ def claim(run_id: int, task_id: str, worker: str) -> str | tuple[JobRun, JobSpec
         if spec is None:
             return _unregistered(run)
         if definition.overlap != Overlap.ALLOW:
-            running = JobRun.objects.filter(job=definition, status=RunStatus.RUNNING).exclude(pk=run.pk).count()
+            # A per-company job's limit is per company: one company's run never holds up another's.
+            running = JobRun.objects.filter(job=definition, status=RunStatus.RUNNING, company=run.company_id)
+            running = running.exclude(pk=run.pk).count()
             if running >= definition.max_concurrent:
                 if definition.overlap == Overlap.SKIP:
                     _finish(run, RunStatus.SKIPPED, now=now, error=f"{running} run(s) of this job already running")

@@ -277,6 +277,23 @@ def test_overlap_skip_skips_a_run_while_another_runs():
     assert "already running" in run.error
 
 
+def test_a_per_company_jobs_overlap_is_per_company(company, other_company):
+    JobRun.objects.create(
+        job=definition("TEST_PER_COMPANY"),
+        company=other_company,
+        run_key="2026-11-01",
+        business_date=DAY,
+        slot_at=datetime.datetime(2026, 11, 1, tzinfo=UTC),
+        status=RunStatus.RUNNING,
+        trigger=Trigger.MANUAL,
+    )
+
+    mine = execute(request("TEST_PER_COMPANY", company=company))
+    theirs = execute(request("TEST_PER_COMPANY", company=other_company))
+
+    assert (mine.status, theirs.status) == (RunStatus.SUCCEEDED, RunStatus.SKIPPED)
+
+
 def test_log_lines_are_written_in_batches_not_a_query_per_line(django_assert_max_num_queries):
     run = request("TEST_WRITE")
     buffer = execution.LogBuffer(run.pk, 1)

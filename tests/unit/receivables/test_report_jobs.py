@@ -120,3 +120,9 @@ def test_a_report_job_for_a_report_that_is_gone_fails_without_retrying():
     assert run.status == "failed"
     assert "aged report 999 does not exist" in run.error
     assert run.attempts == 1
+
+
+def test_a_second_report_asked_for_while_one_is_made_waits_for_a_slot_instead_of_being_skipped():
+    definition = JobDefinition.objects.get(code="RECEIVABLES_AGED_REPORT")
+
+    assert (definition.overlap, definition.max_concurrent) == ("queue", 2)
