@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import socket
 import sys
 import time
 from decimal import Decimal
@@ -51,6 +50,8 @@ from typing import NamedTuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Checks, Worker, environment, own_database, sql
+from bench.common import finished as common_finished
+from bench.common import start_workers as common_start_workers
 
 DATABASE = "countinghouse_bench_billing"
 REDIS = "redis://127.0.0.1:6379/11"
@@ -392,43 +393,11 @@ def floor(company) -> tuple[float, dict[str, int]]:
 
 
 def start_workers() -> list[Worker]:
-    """Two workers on the billing queue, answering a ping before anything is timed."""
-    from config.celery import app
-
-    workers = [Worker(f"bench-billing{n}", "billing", 1, ENVIRONMENT) for n in range(WORKERS)]
-    names = {f"bench-billing{n}@{socket.gethostname()}" for n in range(WORKERS)}
-    deadline = time.monotonic() + 90
-    answered: set[str] = set()
-    while answered != names:
-        for worker in workers:
-            worker.check()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"workers not ready after 90 s ({sorted(answered)} answered):\n{workers[0].output()}")
-        replies = app.control.ping(destination=sorted(names), timeout=1.0)
-        answered = {name for reply in replies for name in reply}
-    return workers
+    return common_start_workers("bench-billing", "billing", WORKERS, ENVIRONMENT)
 
 
 def finished(run_id: int, workers: list[Worker], what: str):
-    """The run once it succeeds; an error when it ends otherwise or its chunks stop moving."""
-    from scheduling.choices import RunStatus
-    from scheduling.models import JobRun
-
-    last, moved = None, time.perf_counter()
-    while True:
-        run = JobRun.objects.get(pk=run_id)
-        if run.status == RunStatus.SUCCEEDED:
-            return run
-        if run.is_finished:
-            raise RuntimeError(f"{what}: the run ended {run.status}: {run.error}\n{workers[0].output()}")
-        now = time.perf_counter()
-        if (run.status, run.chunks_done) != last:
-            last, moved = (run.status, run.chunks_done), now
-        elif now - moved > STALL:
-            raise RuntimeError(f"{what}: stuck at {run.status}, {run.chunks_done} chunks for {STALL:.0f} s")
-        for worker in workers:
-            worker.check()
-        time.sleep(POLL)
+    return common_finished(run_id, workers, what, poll=POLL, stall=STALL)
 
 
 class Timed(NamedTuple):

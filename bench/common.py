@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -176,3 +177,45 @@ class Checks:
             for failure in self.failures:
                 print(f"  {failure}")
             sys.exit(1)
+
+
+def start_workers(prefix: str, queue: str, count: int, variables: dict[str, str]) -> list[Worker]:
+    """``count`` workers of one process each on ``queue``, answering a ping before anything
+    is timed."""
+    from config.celery import app
+
+    workers = [Worker(f"{prefix}{n}", queue, 1, variables) for n in range(count)]
+    names = {f"{prefix}{n}@{socket.gethostname()}" for n in range(count)}
+    deadline = time.monotonic() + 90
+    answered: set[str] = set()
+    while answered != names:
+        for worker in workers:
+            worker.check()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"workers not ready after 90 s ({sorted(answered)} answered):\n{workers[0].output()}")
+        replies = app.control.ping(destination=sorted(names), timeout=1.0)
+        answered = {name for reply in replies for name in reply}
+    return workers
+
+
+def finished(run_id: int, workers: list[Worker], what: str, *, poll: float = 0.1, stall: float = 180.0):
+    """The run once it succeeds; an error when it ends otherwise or its chunks stop moving
+    for ``stall`` seconds. Looks every ``poll`` seconds; the run's times are on its row."""
+    from scheduling.choices import RunStatus
+    from scheduling.models import JobRun
+
+    last, moved = None, time.perf_counter()
+    while True:
+        run = JobRun.objects.get(pk=run_id)
+        if run.status == RunStatus.SUCCEEDED:
+            return run
+        if run.is_finished:
+            raise RuntimeError(f"{what}: the run ended {run.status}: {run.error}\n{workers[0].output()}")
+        now = time.perf_counter()
+        if (run.status, run.chunks_done) != last:
+            last, moved = (run.status, run.chunks_done), now
+        elif now - moved > stall:
+            raise RuntimeError(f"{what}: stuck at {run.status}, {run.chunks_done} chunks for {stall:.0f} s")
+        for worker in workers:
+            worker.check()
+        time.sleep(poll)

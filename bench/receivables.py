@@ -86,7 +86,6 @@ import os
 import pickle
 import pstats
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -98,6 +97,8 @@ from typing import NamedTuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, Checks, Worker, environment, own_database, sql
+from bench.common import finished as common_finished
+from bench.common import start_workers as common_start_workers
 
 DATABASE = "countinghouse_bench_receivables"
 REDIS = "redis://127.0.0.1:6379/8"
@@ -422,43 +423,11 @@ def cpu_since(before: CpuMark, workers: list[Worker]) -> Cpu:
 
 
 def start_workers() -> list[Worker]:
-    """Two workers on the receivables queue, answering a ping before anything is timed."""
-    from config.celery import app
-
-    workers = [Worker(f"bench-receivables{n}", QUEUE, 1, ENVIRONMENT) for n in range(WORKERS)]
-    names = {f"bench-receivables{n}@{socket.gethostname()}" for n in range(WORKERS)}
-    deadline = time.monotonic() + 90
-    answered: set[str] = set()
-    while answered != names:
-        for worker in workers:
-            worker.check()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"workers not ready after 90 s ({sorted(answered)} answered):\n{workers[0].output()}")
-        replies = app.control.ping(destination=sorted(names), timeout=1.0)
-        answered = {name for reply in replies for name in reply}
-    return workers
+    return common_start_workers("bench-receivables", QUEUE, WORKERS, ENVIRONMENT)
 
 
 def finished(run_id: int, workers: list[Worker], what: str):
-    """The run once it succeeds; an error when it ends otherwise or its chunks stop moving."""
-    from scheduling.choices import RunStatus
-    from scheduling.models import JobRun
-
-    last, moved = None, time.perf_counter()
-    while True:
-        run = JobRun.objects.get(pk=run_id)
-        if run.status == RunStatus.SUCCEEDED:
-            return run
-        if run.is_finished:
-            raise RuntimeError(f"{what}: the run ended {run.status}: {run.error}\n{workers[0].output()}")
-        now = time.perf_counter()
-        if (run.status, run.chunks_done) != last:
-            last, moved = (run.status, run.chunks_done), now
-        elif now - moved > STALL:
-            raise RuntimeError(f"{what}: stuck at {run.status}, {run.chunks_done} chunks for {STALL:.0f} s")
-        for worker in workers:
-            worker.check()
-        time.sleep(POLL)
+    return common_finished(run_id, workers, what, poll=POLL, stall=STALL)
 
 
 class Timed(NamedTuple):
