@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 MANAGE := $(PY) manage.py
 PYTEST_INTEGRATION := DJANGO_SETTINGS_MODULE=config.settings_integration $(BIN)/pytest tests/integration
+# The unit suite's second pass runs with the clock here: late on a 29 February, when zones
+# east of UTC are already in March. A test that holds only on the day it was written fails.
+MOVED_CLOCK ?= 2028-02-29T23:30:00+00:00
 
-.PHONY: run setup test test-unit test-integration lint fmt check-migrations bench clean
+.PHONY: run setup test test-unit test-unit-moved-clock test-integration lint fmt check-migrations bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +29,13 @@ setup: $(VENV)/.installed
 run: setup
 	exec $(MANAGE) runplatform
 
-test: $(VENV)/.installed-dev lint check-migrations test-unit test-integration
+test: $(VENV)/.installed-dev lint check-migrations test-unit test-unit-moved-clock test-integration
 
 test-unit: $(VENV)/.installed-dev
 	$(BIN)/pytest tests/unit
+
+test-unit-moved-clock: $(VENV)/.installed-dev
+	COUNTINGHOUSE_TEST_CLOCK=$(MOVED_CLOCK) $(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 test-integration: $(VENV)/.installed-dev
 	$(PYTEST_INTEGRATION)

@@ -1,12 +1,57 @@
 """Named actors for permission tests: an owner and a teammate in one company, an
-outsider in another, and a staff user who sees every company."""
+outsider in another, and a staff user who sees every company.
+
+``COUNTINGHOUSE_TEST_CLOCK`` (an ISO 8601 instant) moves the clock for the whole run,
+migrations included, before any test starts: ``make test`` runs the unit suite a second
+time that way, so a test that holds only on the day it was written fails in CI, not on
+some later day. Time still flows from that instant; a test that freezes time itself
+travels from there as usual."""
 
 from __future__ import annotations
 
+import datetime
+import os
+
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
 from tests.factories import CompanyFactory, MembershipFactory, UserFactory
+
+CLOCK_VARIABLE = "COUNTINGHOUSE_TEST_CLOCK"
+
+
+def moved_clock() -> datetime.datetime | None:
+    text = os.environ.get(CLOCK_VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise pytest.UsageError(f"{CLOCK_VARIABLE}={text!r} is not an ISO 8601 instant") from None
+    if moment.utcoffset() is None:
+        raise pytest.UsageError(f"{CLOCK_VARIABLE}={text!r} needs a UTC offset, e.g. 2028-02-29T23:30:00+00:00")
+    return moment
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    moment = moved_clock()
+    if moment is not None:
+        # Started here, before pytest-django creates and migrates the test database, so what
+        # migrations compute from the clock (schedules' next fire times) is computed in the moved time.
+        config._moved_clock = time_machine.travel(moment, tick=True)
+        config._moved_clock.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    traveller = getattr(config, "_moved_clock", None)
+    if traveller is not None:
+        traveller.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    moment = moved_clock()
+    return f"clock moved to {moment.isoformat()} ({CLOCK_VARIABLE})" if moment else None
 
 
 @pytest.fixture
