@@ -13,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+import zoneinfo
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -365,16 +366,32 @@ def test_a_webhook_endpoint_failing_every_attempt_is_disabled_and_staff_are_told
 # --- Quiet hours, released by the dispatch job -------------------------------------------------
 
 
+def midday_zone(now: datetime.datetime) -> zoneinfo.ZoneInfo:
+    """A fixed-offset zone (Etc/GMT-14 to Etc/GMT+12) where ``now`` falls between 10:00 and 14:00."""
+    for hours in range(-12, 15):
+        if 10 <= (now.hour + hours) % 24 <= 13:
+            # Etc/ zones name the offset with the POSIX sign: Etc/GMT-3 is three hours east of UTC.
+            return zoneinfo.ZoneInfo(f"Etc/GMT{-hours:+d}" if hours else "Etc/GMT")
+    raise AssertionError("some offset from -12 to +14 hours always lands on midday")
+
+
 def test_an_email_held_by_quiet_hours_goes_out_when_the_dispatch_job_runs_after_the_window(
     start_worker, platform_env, company
 ):
-    now = timezone.now()
-    window_end = now + datetime.timedelta(seconds=3)
-    QuietHours.objects.create(
-        company=company, start=(now - datetime.timedelta(hours=1)).time(), end=window_end.time(), timezone="UTC"
-    )
     worker = start_worker()
     ada = UserFactory(username="ada", email="ada@example.com")
+    # A window that ends a few seconds from now, in a zone where it is midday whatever the hour
+    # here: the test takes the same path at 23:59 as at noon, and no worker start eats the window.
+    now = timezone.now()
+    zone = midday_zone(now)
+    local = now.astimezone(zone)
+    window_end = now + datetime.timedelta(seconds=3)
+    QuietHours.objects.create(
+        company=company,
+        start=(local - datetime.timedelta(hours=1)).time(),
+        end=window_end.astimezone(zone).time(),
+        timezone=zone,
+    )
 
     notification = notify(ada, "job_alert", ALERT, company=company, dedupe_key="quiet:1")
     held = delivery_of(notification, "email")
