@@ -1,6 +1,7 @@
 """What the benchmarks share: PostgreSQL and Redis at hand (or one readable line saying
-they are not), SQL on the Django connection, a clock for the time spent inside it, worker
-subprocesses, and the self-checks that make a run exit 1."""
+they are not), SQL on the Django connection, emptying tables between phases, a clock for the
+time spent inside it, worker subprocesses, the self-checks that make a run exit 1, and the
+``--smoke`` flag every bench takes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
+SMOKE_HELP = (
+    "every phase and self-check at a size that runs in seconds, clear of a full run's database and "
+    "Redis database; no goal judged (tests/integration/test_bench_smoke.py runs it)"
+)
 
 
 def environment(database: str, redis_url: str, **extra: str) -> dict[str, str]:
@@ -103,6 +108,30 @@ def sql(statement: str, params: list | None = None) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
+def truncate(*tables: str) -> None:
+    """Empty ``tables`` and every table that references them by foreign key, however
+    indirectly, in one TRUNCATE naming them all. PostgreSQL refuses to truncate a table that
+    another references (billing's invoices reference journal entries), and new references come
+    with other apps' migrations; CASCADE would also take rows the bench never wrote and goes on
+    relying on, so a referencing table that holds rows stops the bench instead."""
+    found = sql(
+        """
+        WITH RECURSIVE referencing(id) AS (
+            SELECT unnest(%s::regclass[])::oid
+            UNION
+            SELECT c.conrelid FROM pg_constraint c JOIN referencing r ON c.confrelid = r.id WHERE c.contype = 'f'
+        )
+        SELECT id::regclass::text FROM referencing
+        """,
+        [list(tables)],
+    )
+    others = sorted({name for (name,) in found} - set(tables))
+    holding = [name for name in others if sql(f"SELECT EXISTS (SELECT FROM {name})")[0][0]]
+    if holding:
+        raise RuntimeError(f"emptying {', '.join(tables)} would empty {', '.join(holding)} too, which hold rows")
+    sql(f"TRUNCATE {', '.join((*tables, *others))}")
+
+
 def batches(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -184,17 +213,28 @@ def start_workers(prefix: str, queue: str, count: int, variables: dict[str, str]
     is timed."""
     from config.celery import app
 
-    workers = [Worker(f"{prefix}{n}", queue, 1, variables) for n in range(count)]
-    names = {f"{prefix}{n}@{socket.gethostname()}" for n in range(count)}
-    deadline = time.monotonic() + 90
-    answered: set[str] = set()
-    while answered != names:
+    workers: list[Worker] = []
+    try:
+        workers.extend(Worker(f"{prefix}{n}", queue, 1, variables) for n in range(count))
+        names = {f"{prefix}{n}@{socket.gethostname()}" for n in range(count)}
+        deadline = time.monotonic() + 90
+        answered: set[str] = set()
+        while answered != names:
+            for worker in workers:
+                worker.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"workers not ready after 90 s ({sorted(answered)} answered):\n{workers[0].output()}"
+                )
+            replies = app.control.ping(destination=sorted(names), timeout=1.0)
+            answered = {name for reply in replies for name in reply}
+    except BaseException:
+        # The caller has no list to stop yet, and a worker runs in a session of its own: left
+        # here (a worker that never answered, a bench terminated while waiting) it outlives the
+        # bench, on a dropped database.
         for worker in workers:
-            worker.check()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"workers not ready after 90 s ({sorted(answered)} answered):\n{workers[0].output()}")
-        replies = app.control.ping(destination=sorted(names), timeout=1.0)
-        answered = {name for reply in replies for name in reply}
+            worker.stop()
+        raise
     return workers
 
 

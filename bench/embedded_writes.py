@@ -12,15 +12,22 @@ Three ways, measured in one run on the same machine:
             contend with — the database's own rate for this work
 
 It prints committed transactions per second, the "database is locked" failures, and the
-ratios platform/naive and platform/floor.
+ratios platform/naive and platform/floor. It checks that every committed transaction wrote
+both its rows and no writer died, and exits 1 if not. No speed is pass or fail.
 
     .venv/bin/python bench/embedded_writes.py [--writers 4] [--transactions 400]
+    .venv/bin/python bench/embedded_writes.py --smoke   # every way and check in seconds
+
+``--smoke`` (the same four writers, 25 transactions each) runs the three ways and the checks in
+seconds and prints figures without meaning: the integration suite runs it to catch a bench that
+no longer runs. Needs no services: each way writes a SQLite file in a temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import queue
 import sys
 import tempfile
 import time
@@ -28,7 +35,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import SMOKE_HELP, Checks
+
 NAIVE_OPTIONS: dict = {}
+SMOKE = {"writers": 4, "transactions": 25}
+PATIENCE = 600  # seconds for every writer to report, however slow the machine
+
+check = Checks()
 
 
 def writer(path: str, options: dict, worker: int, transactions: int, start, results) -> None:
@@ -70,6 +83,23 @@ def prepare(path: str) -> None:
         db.execute("INSERT INTO counter VALUES (1, 0)")
 
 
+def collect(results, processes) -> list[tuple]:
+    """Each writer's outcome; a writer that died (an error other than "locked") stops the bench
+    at once rather than after the whole wait."""
+    outcomes: list[tuple] = []
+    deadline = time.monotonic() + PATIENCE
+    while len(outcomes) < len(processes):
+        try:
+            outcomes.append(results.get(timeout=0.5))
+        except queue.Empty:
+            dead = [process.exitcode for process in processes if process.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"a writer exited with {dead[0]} (its traceback is above)") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(outcomes)} of {len(processes)} writers reported in {PATIENCE} s") from None
+    return outcomes
+
+
 def run(options: dict, writers: int, transactions: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "bench.sqlite3")
@@ -85,7 +115,7 @@ def run(options: dict, writers: int, transactions: int) -> dict:
         time.sleep(1.5)  # let every process import Django before the clock starts
         began = time.perf_counter()
         start.set()
-        outcomes = [results.get(timeout=600) for _ in processes]
+        outcomes = collect(results, processes)
         wall = time.perf_counter() - began
         for process in processes:
             process.join()
@@ -96,7 +126,7 @@ def run(options: dict, writers: int, transactions: int) -> dict:
             counter = db.execute("SELECT value FROM counter").fetchone()[0]
             logged = db.execute("SELECT count(*) FROM log").fetchone()[0]
     committed = sum(o[0] for o in outcomes)
-    assert counter == logged == committed, "a transaction was half-written"
+    check(counter == logged == committed, f"{committed} committed, yet the counter says {counter} and the log {logged}")
     return {"committed": committed, "locked": sum(o[1] for o in outcomes), "seconds": wall}
 
 
@@ -104,7 +134,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--transactions", type=int, default=400, help="per writer")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
 
     from config.settings import SQLITE_OPTIONS
 
@@ -125,6 +158,7 @@ def main() -> None:
     print(f"platform / naive committed tx/s: {rate['platform'] / rate['naive']:.2f}x")
     print(f"platform / floor tx/s:           {rate['platform'] / rate['floor']:.2f}x")
     print(f"lost to 'database is locked':    naive {naive['locked']}/{total}, platform {platform['locked']}/{total}")
+    check.exit_if_failed()
 
 
 if __name__ == "__main__":

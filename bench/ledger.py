@@ -32,10 +32,15 @@ speed is pass or fail.
     .venv/bin/python bench/ledger.py [--lines 200000] [--grown 2000000] [--batch 1000]
                                      [--naive 2000] [--repeats 5]
     .venv/bin/python bench/ledger.py --profile 10000   # cProfile of post_many on a sample, then stop
+    .venv/bin/python bench/ledger.py --smoke           # every phase and check in seconds
 
 About 3 minutes on two cores; ``--lines 20000 --grown 200000 --naive 500`` for a quick check.
-It creates the database countinghouse_bench_ledger (dropped at the end); PostgreSQL at
-127.0.0.1:5432 with trust auth. Redis is named (the settings' distributed mode) but not used.
+``--smoke`` (5,000 lines grown to 10,000, a naive sample of 100, one repeat; three batches of
+1,000 entries, so the INSERT's lines still split into statements) runs every phase and check in
+seconds and prints the figures without meaning: the integration suite runs it to catch a bench
+that no longer runs. It creates the database countinghouse_bench_ledger (``--smoke``:
+countinghouse_bench_ledger_smoke), dropped at the end; PostgreSQL at 127.0.0.1:5432 with trust
+auth. Redis is named (the settings' distributed mode, database 13; ``--smoke``: 6) but not used.
 """
 
 from __future__ import annotations
@@ -56,10 +61,12 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Checks, SqlClock, batches, environment, own_database, sql
+from bench.common import SMOKE_HELP, Checks, SqlClock, batches, environment, own_database, sql, truncate
 
 DATABASE = "countinghouse_bench_ledger"  # not jobs.py's database: the two may run side by side
-ENVIRONMENT = environment(DATABASE, "redis://127.0.0.1:6379/13")
+REDIS = "redis://127.0.0.1:6379/13"
+SMOKE_REDIS = "redis://127.0.0.1:6379/6"
+SMOKE = {"lines": 5000, "grown": 10_000, "batch": 1000, "naive": 100, "repeats": 1}
 YEAR = 2025  # the year posted through the service; older years are history loaded by COPY
 SEED = 4
 ZERO = Decimal(0)
@@ -177,8 +184,7 @@ def tables() -> tuple[str, str]:
 
 def fresh_journals() -> None:
     """Empty journal tables and a checkpoint, so no phase pays for the one before."""
-    entry, line = tables()
-    sql(f"TRUNCATE {line}, {entry}")
+    truncate(*tables())
     sql("CHECKPOINT")
 
 
@@ -514,11 +520,16 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=2000, help="entries posted one at a time (the naive sample)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each read; the median is shown")
     parser.add_argument("--profile", type=int, metavar="LINES", help="only profile post_many on this many lines")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
     if args.lines < 100 or args.grown < 2 * args.lines:
         parser.error("--lines must be at least 100 and --grown at least twice --lines")
 
-    with own_database("bench/ledger.py", DATABASE, ENVIRONMENT):
+    # A smoke run (the integration suite's) must not drop a full run's database under it.
+    database, redis = (f"{DATABASE}_smoke", SMOKE_REDIS) if args.smoke else (DATABASE, REDIS)
+    with own_database("bench/ledger.py", database, environment(database, redis)):
         run(args)
     check.exit_if_failed()
 

@@ -28,11 +28,15 @@ delivery sent once with its notification rendered and in its recipient's inbox â
 fails. No speed is pass or fail.
 
     .venv/bin/python bench/notifications.py [--recipients 100000] [--batch 5000] [--naive 2000]
+    .venv/bin/python bench/notifications.py --smoke   # every phase and check in seconds
 
-About 2 minutes on two cores; ``--recipients 10000 --naive 500`` for a quick check. It creates the
-database countinghouse_bench_notifications (dropped at the end) and uses Redis database 12 as its
-broker (emptied at the start and the end; bench/jobs.py and bench/ledger.py use 13, the integration
-tests 14 and 15). PostgreSQL at 127.0.0.1:5432 with trust auth.
+About 2 minutes on two cores; ``--recipients 10000 --naive 500`` for a quick check. ``--smoke``
+(200 recipients in batches of 50, a naive sample of 20, the same two workers) runs every phase and
+check in seconds and prints figures without meaning: the integration suite runs it to catch a bench
+that no longer runs. It creates the database countinghouse_bench_notifications (``--smoke``:
+countinghouse_bench_notifications_smoke), dropped at the end, and uses Redis database 12 as its
+broker (``--smoke``: 5), emptied at the start and the end; the other benches use 3-8 and 11-13, the
+integration tests 9, 14 and 15. PostgreSQL at 127.0.0.1:5432 with trust auth.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from typing import NamedTuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
+    SMOKE_HELP,
     Checks,
     SqlClock,
     Worker,
@@ -55,15 +60,13 @@ from bench.common import (
     own_database,
     redis_client,
     sql,
+    truncate,
 )
 
 DATABASE = "countinghouse_bench_notifications"
 REDIS = "redis://127.0.0.1:6379/12"
-ENVIRONMENT = environment(
-    DATABASE,
-    REDIS,
-    EMAIL_URL="memorymail://",  # Django's locmem backend: each message built, kept in the worker's memory
-)
+SMOKE_REDIS = "redis://127.0.0.1:6379/5"
+SMOKE = {"recipients": 200, "batch": 50, "naive": 20}
 KIND = "bench_invoice_due"  # a kind no code registers: the company's Template row is all it has
 CHANNELS = ("in_app", "email")
 USERS = 100  # portal users; each sees the notifications of 1 in USERS recipients
@@ -114,12 +117,18 @@ def tables() -> tuple[str, str]:
     return Notification._meta.db_table, Delivery._meta.db_table
 
 
+def broker() -> str:
+    """This run's Redis database: a smoke run's is not a full run's."""
+    from django.conf import settings
+
+    return settings.CELERY_BROKER_URL
+
+
 def fresh_tables() -> None:
     """Empty notification tables, an empty broker and a checkpoint, so no phase pays for the one before."""
-    notification, delivery = tables()
-    sql(f"TRUNCATE {delivery}, {notification}")
+    truncate(*tables())
     sql("CHECKPOINT")
-    redis_client(REDIS).flushdb()
+    redis_client(broker()).flushdb()
 
 
 def settle() -> None:
@@ -147,7 +156,7 @@ def counts() -> tuple[int, int]:
 
 def broker_messages() -> int:
     """Messages waiting in the notifications queue (kombu keeps a list per queue and priority step)."""
-    client = redis_client(REDIS)
+    client = redis_client(broker())
     return sum(
         client.llen(key)
         for key in client.scan_iter()
@@ -295,7 +304,7 @@ def sent_count() -> int:
     return sql(f"SELECT count(*) FROM {delivery} WHERE status = 'sent'")[0][0]
 
 
-def deliver_all(expected: int) -> dict:
+def deliver_all(expected: int, variables: dict[str, str]) -> dict:
     """Start the workers, wait until every delivery is sent, read the window from the rows."""
     from django.db.models import Count
 
@@ -304,7 +313,9 @@ def deliver_all(expected: int) -> dict:
     workers: list[Worker] = []
     began = time.perf_counter()
     try:
-        workers = [Worker(f"bench{n}", "notifications", 1, ENVIRONMENT) for n in range(WORKERS)]
+        # One by one into the list the finally stops: a bench terminated between two starts
+        # must not leave the first worker running.
+        workers.extend(Worker(f"bench{n}", "notifications", 1, variables) for n in range(WORKERS))
         last, moved = -1, time.perf_counter()
         while (done := sent_count()) < expected:
             now = time.perf_counter()
@@ -403,17 +414,24 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=100_000, help="notifications written, one per recipient")
     parser.add_argument("--batch", type=int, default=5000, help="messages per notify_many call and raw transaction")
     parser.add_argument("--naive", type=int, default=2000, help="notifications sent one notify() at a time")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
     if args.recipients < USERS or args.naive > args.recipients:
         parser.error(f"--recipients must be at least {USERS} and --naive at most --recipients")
 
     # A terminated bench still stops its workers (run's finally) and drops its database.
-    with own_database("bench/notifications.py", DATABASE, ENVIRONMENT, flush_redis=True):
-        run(args)
+    # A smoke run (the integration suite's) must not drop or flush a full run's database under it.
+    database, redis = (f"{DATABASE}_smoke", SMOKE_REDIS) if args.smoke else (DATABASE, REDIS)
+    # EMAIL_URL: Django's locmem backend, each message built and kept in the worker's memory.
+    variables = environment(database, redis, EMAIL_URL="memorymail://")
+    with own_database("bench/notifications.py", database, variables, flush_redis=True):
+        run(args, variables)
     check.exit_if_failed()
 
 
-def run(args) -> None:
+def run(args, variables: dict[str, str]) -> None:
     from notifications.services.sending import notify, notify_many
 
     books = setup()
@@ -479,7 +497,7 @@ def run(args) -> None:
     settle()
 
     print(f"\nDelivering {2 * n:,} deliveries with {WORKERS} workers:")
-    delivered = deliver_all(2 * n)
+    delivered = deliver_all(2 * n, variables)
     check_delivered(n, books)
     print(f"  all sent; {delivered['wall']:.1f} s from starting the workers")
 

@@ -68,11 +68,16 @@ sheet's total rows equal the report's totals; the cached reports come from the c
 
     .venv/bin/python bench/receivables.py [--tenants 76] [--documents 5000] [--sample 4] [--changed 3]
                                           [--quick] [--profile]
+    .venv/bin/python bench/receivables.py --smoke   # every phase and check in seconds
 
-A few minutes on two cores; ``--quick`` (8 organisations of 1,000 documents) for a check. It creates
-the database countinghouse_bench_receivables (dropped at the end) and uses Redis database 8 as broker,
-cache and governor (emptied at the start and the end; the other benches use 11-13, the integration
-tests 9, 14 and 15). PostgreSQL at 127.0.0.1:5432 with trust auth.
+A few minutes on two cores; ``--quick`` (8 organisations of 1,000 documents) for a check. ``--smoke``
+(4 organisations of 200 documents, one in each currency, samples of 2, 2 of the 4 changed before the
+incremental sync, the same two workers) runs every phase and check in seconds and prints figures
+without meaning: the integration suite runs it to catch a bench that no longer runs. It creates the
+database countinghouse_bench_receivables (``--smoke``: countinghouse_bench_receivables_smoke),
+dropped at the end, and uses Redis database 8 as broker, cache and governor (``--smoke``: 3), emptied
+at the start and the end; the other benches use 4-6 and 11-13, the integration tests 9, 14 and 15.
+PostgreSQL at 127.0.0.1:5432 with trust auth.
 """
 
 from __future__ import annotations
@@ -96,13 +101,14 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, Checks, Worker, environment, own_database, sql
+from bench.common import ROOT, SMOKE_HELP, Checks, Worker, environment, own_database, sql
 from bench.common import finished as common_finished
 from bench.common import start_workers as common_start_workers
 
 DATABASE = "countinghouse_bench_receivables"
 REDIS = "redis://127.0.0.1:6379/8"
-ENVIRONMENT = environment(DATABASE, REDIS)
+SMOKE_REDIS = "redis://127.0.0.1:6379/3"
+SMOKE = {"tenants": 4, "documents": 200, "sample": 2, "changed": 2}
 SYNC_JOB = "XERO_SYNC"
 REPORT_JOB = "RECEIVABLES_AGED_REPORT"
 QUEUE = "receivables"
@@ -422,8 +428,8 @@ def cpu_since(before: CpuMark, workers: list[Worker]) -> Cpu:
 # --- Workers and runs ------------------------------------------------------------------------------
 
 
-def start_workers() -> list[Worker]:
-    return common_start_workers("bench-receivables", QUEUE, WORKERS, ENVIRONMENT)
+def start_workers(variables: dict[str, str]) -> list[Worker]:
+    return common_start_workers("bench-receivables", QUEUE, WORKERS, variables)
 
 
 def finished(run_id: int, workers: list[Worker], what: str):
@@ -528,7 +534,7 @@ def check_incremental(calls, run, organisations, changed: dict[str, set[str]], c
 # --- The naive sync (a subprocess) ----------------------------------------------------------------
 
 
-def naive_sync(connections: list[int]) -> float:
+def naive_sync(connections: list[int], variables: dict[str, str]) -> float:
     """seed 003's way in its own process: one organisation after another, pages of 100."""
     from receivables.models import XeroApp, XeroConnection
 
@@ -538,7 +544,7 @@ def naive_sync(connections: list[int]) -> float:
         process = subprocess.run(
             [sys.executable, __file__, "--naive-sync", ",".join(map(str, connections))],
             cwd=ROOT,
-            env={**os.environ, **ENVIRONMENT},
+            env={**os.environ, **variables},
             capture_output=True,
             text=True,
             check=False,
@@ -865,6 +871,7 @@ def main() -> None:
     parser.add_argument("--changed", type=int, default=3, help="organisations changed before the incremental sync")
     parser.add_argument("--quick", action="store_true", help="8 organisations of 1,000 documents, samples of 2")
     parser.add_argument("--profile", action="store_true", help="print where the report's time goes")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     parser.add_argument("--naive-sync", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive_sync:
@@ -872,16 +879,21 @@ def main() -> None:
         return
     if args.quick:
         args.tenants, args.documents, args.sample, args.changed = 8, 1000, 2, 2
+    if args.smoke:
+        vars(args).update(SMOKE)
     if not 1 <= args.sample <= args.tenants or not 1 <= args.changed <= args.tenants or args.documents < 100:
         parser.error("--sample and --changed must be between 1 and --tenants, --documents at least 100")
 
     # A terminated bench still stops its workers (run's finally) and drops its database.
-    with own_database("bench/receivables.py", DATABASE, ENVIRONMENT, flush_redis=True):
-        run(args)
+    # A smoke run (the integration suite's) must not drop or flush a full run's database under it.
+    database, redis = (f"{DATABASE}_smoke", SMOKE_REDIS) if args.smoke else (DATABASE, REDIS)
+    variables = environment(database, redis)
+    with own_database("bench/receivables.py", database, variables, flush_redis=True):
+        run(args, variables)
     check.exit_if_failed()
 
 
-def run(args) -> None:
+def run(args, variables: dict[str, str]) -> None:
     from receivables.models import XeroConnection
 
     n = args.tenants
@@ -898,7 +910,7 @@ def run(args) -> None:
         naive_connections = list(
             XeroConnection.objects.filter(app=naive_app).order_by("pk").values_list("pk", flat=True)
         )
-        naive_seconds = naive_sync(naive_connections)
+        naive_seconds = naive_sync(naive_connections, variables)
         naive_calls = xero.calls_to("/api.xro")
         check_limits("naive sync", xero, naive_calls)
         check_stored("naive sync", copies, naive_app)
@@ -908,7 +920,7 @@ def run(args) -> None:
             f"({len(naive_calls)} calls, pages of 100, one at a time)"
         )
 
-        workers = start_workers()
+        workers = start_workers(variables)
 
         # --- Sync.
         first, calls, sync_cpu = sync(workers, xero, app, "bench-sync")
