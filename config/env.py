@@ -134,6 +134,17 @@ VARIABLES: dict[str, Variable] = {
             "Seconds after a scheduled slot before the watchdog reports it missed when no run exists for it.",
         ),
         Variable(
+            "JOB_STALL_GRACE",
+            "180",
+            "Seconds a queued run, or a running run's chunks, may go without progress and without a message on a "
+            "queue or a worker before the watchdog sends them again (their messages were lost) and raises an alert.",
+        ),
+        Variable(
+            "JOB_BACKFILL_MAX_RUNS",
+            "400",
+            "Runs one backfill may create unless it is forced (--force, or force in the API).",
+        ),
+        Variable(
             "METRICS_TOKEN",
             "",
             "Bearer token Prometheus sends to GET /metrics; unset means only staff sessions and tokens may read it.",

@@ -9,6 +9,10 @@ kombu's own transport has two races when more than one process uses the folder:
   (not atomic) when that folder is on another filesystem; here it is renamed into a
   folder beside the queues.
 
+Messages of a queue are taken most urgent first (the message priority, 9 the highest, as
+on RabbitMQ), then oldest first; a worker on several queues takes them in turn, so
+priority orders a queue, not the queues between them (scheduling/priorities.py).
+
 The folder also keeps state no process cleans up: bindings of queues whose consumer is
 gone (a stopped Flower's event queue, ping reply queues) and the event and reply
 messages that keep arriving for them. ``reset_transient_state`` clears that before the
@@ -37,7 +41,12 @@ class Channel(filesystem.Channel):
         return str(self.processed_folder)
 
     def _put(self, queue, payload, **kwargs) -> None:
-        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        # Consumers take a queue's files in name order: urgency first (0 for the highest message
+        # priority, as on RabbitMQ), then age, in nanoseconds so that two messages sent within a
+        # millisecond keep their order. The letter sorts names from before priorities (digits
+        # first) ahead, so what waited across an upgrade goes first.
+        urgency = self._get_message_priority(payload, reverse=True)
+        name = f"p{urgency}_{time.monotonic_ns():020d}_{uuid.uuid4()}.{queue}.msg"
         temporary = os.path.join(self._claim_folder, f"{name}.part")
         try:
             with open(temporary, "wb") as f:

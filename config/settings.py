@@ -16,9 +16,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Exchange, Queue
+from kombu import Exchange
 
 from config import env
+from scheduling import priorities
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.text("COUNTINGHOUSE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -261,7 +262,10 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "polling_interval": 0.25,
     }
 elif CELERY_BROKER_URL.startswith("redis"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        **priorities.redis_transport_options(),
+    }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
     # RabbitMQ closes the channel of a consumer that holds an unacknowledged message
@@ -278,7 +282,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 4
 
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in QUEUES]
+# Priority queues on every broker (RabbitMQ: x-max-priority; the others ignore the argument). A job's
+# priority is mapped to each broker's direction when its tasks are sent (scheduling/priorities.py).
+CELERY_TASK_QUEUES = [priorities.PriorityQueue(name, Exchange(name), routing_key=name) for name in QUEUES]
+CELERY_TASK_QUEUE_MAX_PRIORITY = priorities.MOST_URGENT  # and queues made on demand (a job's queue not in QUEUES)
+# Tasks sent without a priority (alerts, notifications) are normal ones: on Redis no priority means its most urgent.
+CELERY_TASK_DEFAULT_PRIORITY = priorities.message_priority(priorities.NORMAL, CELERY_BROKER_URL)
 # A task named "<app>.<...>" runs on its app's queue; anything else on "default".
 CELERY_TASK_ROUTES = {f"{name}.*": {"queue": name, "routing_key": name} for name in QUEUES if name != "default"}
 
@@ -325,6 +334,12 @@ JOB_MISSED_GRACE = env.integer("JOB_MISSED_GRACE", 300, minimum=30)
 METRICS_TOKEN = env.text("METRICS_TOKEN", "")
 JOB_MODULES: list[str] = ["config.jobs"]  # modules declaring jobs besides each app's jobs.py
 JOB_ALERT_DELIVERY = "notifications.alerts.deliver_job_alert"  # the job layer hands its alerts over here
+JOB_SILENCE = "notifications.services.sending.silenced"  # how a run that may not notify is kept quiet
+# A queued run, or a running run's chunks, with no progress this long and no message for them
+# on a queue or a worker were lost (a broker restart, a failed send): the watchdog sends them again.
+JOB_STALL_GRACE = env.integer("JOB_STALL_GRACE", 180, minimum=10)
+# Runs one backfill may create without --force: a typo in a year must not start a century of runs.
+JOB_BACKFILL_MAX_RUNS = env.integer("JOB_BACKFILL_MAX_RUNS", 400, minimum=1)
 
 # --- Ledger ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ class RunStatus(models.TextChoices):
     RETRYING = "retrying"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    BLOCKED = "blocked", "blocked (upstream failed)"
+    BLOCKED = "blocked", "blocked (an upstream run did not succeed)"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
 
@@ -91,6 +91,17 @@ class Cause(models.TextChoices):
     MISSED_RUN = "missed_run", "missed run"
     BLOCKED = "blocked", "blocked dependency"
     LOST_RUN = "lost_run", "run lost with its worker"
+    LATE = "late", "late (past its deadline)"
+    STALLED = "stalled", "stalled (no progress, its messages lost)"
+    SCHEDULE = "schedule", "schedule that does not do what it says"
+
+
+class AttemptStatus(models.TextChoices):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost", "lost with its worker"
 
 
 class Level(models.IntegerChoices):

@@ -11,6 +11,7 @@ from scheduling.choices import CatchUp, KeyBy, Overlap
 from scheduling.health import check_health
 from scheduling.registry import JobError, Param, RetryPolicy, job
 from scheduling.services import monitoring
+from scheduling.services import watchdog as watching
 
 NO_RETRY = RetryPolicy(max_retries=0)
 
@@ -82,18 +83,23 @@ def performance_stats(ctx) -> None:
 
 @job(
     "SYS_WATCHDOG",
-    title="Watchdog: missed slots and lost runs",
-    schedule=Cron(minute="*/5"),
+    title="Watchdog: stalled, lost, late and slow runs, missed slots",
+    schedule=Cron(minute="*"),
     key_by=KeyBy.MINUTE,
     catch_up=CatchUp.SKIP,
+    priority=9,  # ahead of any backlog on its queue: it is what notices a backlog that does not move
+    params={"missed_every": Param(int, default=5, min=1, max=60, help="minutes between looks for missed slots")},
     retry=NO_RETRY,
-    time_limit=240,
+    time_limit=50,
     atomic=False,
 )
 def watchdog(ctx) -> None:
-    """Finds slots that produced no run within JOB_MISSED_GRACE, runs lost with their
-    worker (retried by policy), and queued runs whose message was lost."""
-    found = monitoring.watchdog(log=ctx.log)
+    """Sends again what stalled (its messages lost while the broker was down), retries runs
+    lost with their worker, raises late alerts for runs past their deadlines and slow ones
+    for runs past their threshold while they still run, names waits that cannot end, and
+    every few minutes looks for slots that produced no run within JOB_MISSED_GRACE."""
+    missed = ctx.run.slot_at.minute % ctx.params["missed_every"] == 0
+    found = watching.watchdog(log=ctx.log, missed=missed)
     ctx.result = found
     ctx.count(processed=sum(found.values()))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,10 +15,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from scheduling import calendar
+from scheduling import calendar, slots
 from scheduling.choices import (
     ACTIVE,
     FINISHED,
+    AttemptStatus,
     CatchUp,
     Cause,
     KeyBy,
@@ -93,6 +95,8 @@ class JobDefinition(models.Model):
         "runtime_threshold",
         "failure_alert_after",
         "depends_on",
+        "before",
+        "backfill_notifies",
         "catch_up",
         "catch_up_window",
         "key_by",
@@ -105,7 +109,11 @@ class JobDefinition(models.Model):
     enabled = models.BooleanField(default=True, help_text="A disabled job is not fired by its schedules.")
     registered = models.BooleanField(default=True, editable=False, help_text="The code still declares this job.")
     queue = models.CharField(max_length=50, default="default")
-    priority = models.PositiveSmallIntegerField(default=5, validators=[MaxValueValidator(9)])
+    priority = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MaxValueValidator(9)],
+        help_text="0 to 9, 9 the most urgent (5 normal): a queued run of higher priority starts first",
+    )
     default_params = models.JSONField(default=dict, blank=True, help_text="Overrides of the declared defaults.")
     max_retries = models.PositiveSmallIntegerField(default=3)
     backoff_base = models.PositiveIntegerField(default=30, help_text="seconds before the first retry")
@@ -123,6 +131,14 @@ class JobDefinition(models.Model):
     )
     depends_on = models.JSONField(
         default=list, blank=True, help_text='Upstream jobs: [{"job": "GL_DAILY_CLOSE", "offset": "same|previous"}]'
+    )
+    before = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Jobs whose run of the same period waits for this one: [{"job": "GL_PERIOD_CLOSE"}]',
+    )
+    backfill_notifies = models.BooleanField(
+        default=False, help_text="A backfilled run may notify people (off: its notifications are not sent)."
     )
     catch_up = models.CharField(max_length=10, choices=CatchUp.choices, default=CatchUp.LATEST)
     catch_up_window = models.PositiveIntegerField(default=86400, help_text="seconds back that catch-up looks")
@@ -160,28 +176,45 @@ class JobDefinition(models.Model):
                 spec.params.clean({}, self.default_params)
             except ParamError as exc:
                 errors["default_params"] = str(exc)
-        try:
-            self.dependencies()
-        except ValueError as exc:
-            errors["depends_on"] = str(exc)
+        for name in ("depends_on", "before"):
+            try:
+                _read_dependencies(self.code, getattr(self, name))
+            except ValueError as exc:
+                errors[name] = str(exc)
+        if self.pk and "key_by" not in errors:
+            for schedule in self.schedules.with_timing():
+                schedule.job = self  # judged by the key this edit would give
+                problem = schedule.collapse_problem()
+                if problem:
+                    errors["key_by"] = problem
+                    break
         if errors:
             raise ValidationError(errors)
 
     def dependencies(self) -> list[tuple[str, Offset]]:
-        """``depends_on`` read back, raising ValueError on a malformed entry."""
-        result = []
-        if not isinstance(self.depends_on, list):
-            raise ValueError("must be a list")
-        for entry in self.depends_on:
-            if not isinstance(entry, dict) or not isinstance(entry.get("job"), str):
-                raise ValueError('each entry needs "job"')
-            offset = entry.get("offset", Offset.SAME)
-            if offset not in Offset.values:
-                raise ValueError(f"offset must be one of {', '.join(Offset.values)}")
-            if entry["job"] == self.code:
-                raise ValueError("a job cannot depend on itself")
-            result.append((entry["job"], Offset(offset)))
-        return result
+        """``depends_on`` read back, raising ValueError on a malformed entry. The jobs that
+        name this one in their ``before`` are upstream too: ``runs.upstream_runs`` adds them."""
+        return _read_dependencies(self.code, self.depends_on)
+
+    def before_jobs(self) -> list[tuple[str, Offset]]:
+        """``before`` read back: the jobs whose runs wait for this job's run of their period."""
+        return _read_dependencies(self.code, self.before)
+
+
+def _read_dependencies(code: str, entries) -> list[tuple[str, Offset]]:
+    result = []
+    if not isinstance(entries, list):
+        raise ValueError("must be a list")
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("job"), str):
+            raise ValueError('each entry needs "job"')
+        offset = entry.get("offset", Offset.SAME)
+        if offset not in Offset.values:
+            raise ValueError(f"offset must be one of {', '.join(Offset.values)}")
+        if entry["job"] == code:
+            raise ValueError("a job cannot depend on itself")
+        result.append((entry["job"], Offset(offset)))
+    return result
 
 
 class BusinessCalendar(models.Model):
@@ -262,6 +295,18 @@ class JobSchedule(models.Model):
     )
     shift = models.CharField(max_length=10, choices=Shift.choices, default=Shift.NONE)
     business_calendar = models.ForeignKey(BusinessCalendar, null=True, blank=True, on_delete=models.PROTECT)
+    start_within = models.DurationField(
+        null=True, blank=True, help_text="deadline: the run must start within this long of its slot (HH:MM:SS)"
+    )
+    start_by = models.TimeField(
+        null=True, blank=True, help_text="deadline: the run must start by this time of day (the schedule's zone)"
+    )
+    end_within = models.DurationField(
+        null=True, blank=True, help_text="deadline: the run must end within this long of its slot (HH:MM:SS)"
+    )
+    end_by = models.TimeField(
+        null=True, blank=True, help_text="deadline: the run must end by this time of day (the schedule's zone)"
+    )
     next_fire_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
     last_slot_at = models.DateTimeField(null=True, blank=True, editable=False)
     fingerprint = models.CharField(max_length=500, blank=True, editable=False)
@@ -279,12 +324,60 @@ class JobSchedule(models.Model):
         return f"{self.job.code}: {self.describe()}"
 
     def clean(self) -> None:
-        if not self.periodic_task_id:
-            return  # the form reports the missing periodic task itself
+        errors = {}
+        for within, by in (("start_within", "start_by"), ("end_within", "end_by")):
+            if getattr(self, within) is not None and getattr(self, by) is not None:
+                errors[by] = f"give {within.replace('_', ' ')} or {by.replace('_', ' ')}, not both"
+            if getattr(self, within) is not None and getattr(self, within) <= datetime.timedelta(0):
+                errors[within] = "must be positive"
+        if self.periodic_task_id:  # without one, the form reports the missing periodic task itself
+            try:
+                self.calendar_rule()
+            except ValueError as exc:
+                errors["rule"] = str(exc)
+            else:
+                problem = self.collapse_problem() if self.job_id else ""
+                if problem:
+                    errors["periodic_task"] = problem
+        if errors:
+            raise ValidationError(errors)
+
+    def collapse_problem(self, fires: int = 100) -> str:
+        """Why this schedule would do less than it says, or "": a schedule that fires twice
+        within one of its job's run keys (every minute for a job keyed by business date)
+        makes one run where its preview promises many, since a slot runs once.
+
+        Refused rather than previewed as collapsed: an operator who asks for a run a minute
+        and gets one a day learns it from a missing report, not from the preview."""
         try:
-            self.calendar_rule()
-        except ValueError as exc:
-            raise ValidationError({"rule": str(exc)}) from exc
+            upcoming = self.next_fires(count=fires)
+            zone = calendar.zone_name(self.trigger())
+        except ValueError:
+            return ""  # an unusable timing is reported by the rule's and the task's own checks
+        seen: dict[str, datetime.datetime] = {}
+        for fire in upcoming:
+            key = slots.slot_for(self.job.key_by, fire, zone).key
+            if key in seen:
+                return (
+                    f"fires at {seen[key]:%Y-%m-%d %H:%M} and {fire:%Y-%m-%d %H:%M} UTC, both in {self.job.code}'s "
+                    f"run key {key} (one run per {self.job.get_key_by_display()}): the second fire would make no "
+                    f"run. Fire at most once per {self.job.get_key_by_display()}, or change the job's run key."
+                )
+            seen[key] = fire
+        return ""
+
+    def deadlines(self, slot_at: datetime.datetime) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+        """When a run of the slot at ``slot_at`` must have started, and ended, if this
+        schedule sets deadlines. A time of day is the first such time at or after the slot
+        in the schedule's zone (a 23:00 slot due to end by 06:00 ends by 06:00 next day)."""
+        try:
+            zone = ZoneInfo(calendar.zone_name(self.trigger()))
+        except ValueError:
+            zone = ZoneInfo("UTC")
+        return (
+            _deadline(slot_at, self.start_within, self.start_by, zone),
+            _deadline(slot_at, self.end_within, self.end_by, zone),
+        )
 
     def trigger(self) -> calendar.Cron | calendar.Every | calendar.Once:
         """The periodic task's schedule as the calendar module reads it; ValueError if unusable."""
@@ -353,6 +446,18 @@ class JobSchedule(models.Model):
         return what
 
 
+def _deadline(slot_at, within, by, zone: ZoneInfo) -> datetime.datetime | None:
+    if within is not None:
+        return slot_at + within
+    if by is None:
+        return None
+    local = slot_at.astimezone(zone)
+    at = datetime.datetime.combine(local.date(), by, tzinfo=zone)
+    if at < local:
+        at = datetime.datetime.combine(local.date() + datetime.timedelta(days=1), by, tzinfo=zone)
+    return at.astimezone(datetime.UTC)
+
+
 @functools.lru_cache(maxsize=4096)
 def _cron(minute: str, hour: str, day_of_week: str, day_of_month: str, month_of_year: str, tz: str) -> calendar.Cron:
     """Crontabs are shared by many schedules and parsing one is not free: parse each once."""
@@ -410,6 +515,38 @@ class JobRun(models.Model):
     worker = models.CharField(max_length=255, blank=True)
     task_id = models.CharField(max_length=255, blank=True, db_index=True)
     cancel_requested = models.BooleanField(default=False)
+    first_attempt = models.PositiveIntegerField(
+        default=1, help_text="the number of this round's first attempt: a re-run starts a new round of retries"
+    )
+    schedule = models.ForeignKey(
+        "JobSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs", help_text="what fired it"
+    )
+    start_deadline_at = models.DateTimeField(null=True, blank=True, help_text="must have started by (its schedule's)")
+    end_deadline_at = models.DateTimeField(null=True, blank=True, help_text="must have ended by (its schedule's)")
+    blocked_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="the run that did not succeed and holds this one back (the root of the chain)",
+    )
+    after_run = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="a run that must finish first: the slot before this one in a backfill",
+    )
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="when its message is due at a worker (after a retry's or a requeue's delay)"
+    )
+    progress_at = models.DateTimeField(null=True, blank=True, help_text="when it last moved: started, a chunk done")
+    notify = models.BooleanField(
+        default=True,
+        help_text="its notifications reach people; off for a backfilled slot of a job that does not notify on backfill",
+    )
 
     objects = JobRunQuerySet.as_manager()
 
@@ -439,6 +576,36 @@ class JobRun(models.Model):
     def is_finished(self) -> bool:
         return self.status in FINISHED
 
+    @property
+    def tries(self) -> int:
+        """Attempts in this round: what the job's retry limit counts (a re-run starts over)."""
+        return max(self.attempts - self.first_attempt + 1, 0)
+
+
+class JobAttempt(models.Model):
+    """One execution of a run: its own start, end, outcome and log lines. A retry and a
+    re-run each add one; the run's own fields show the latest."""
+
+    run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="attempt_history")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=AttemptStatus.choices, default=AttemptStatus.RUNNING)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, help_text="what asked for it")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True, help_text="seconds")
+    worker = models.CharField(max_length=255, blank=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="jobattempt_once_per_number")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} attempt {self.number} {self.status}"
+
 
 class ChunkStatus(models.TextChoices):
     PENDING = "pending"
@@ -456,6 +623,10 @@ class JobChunk(models.Model):
     status = models.CharField(max_length=10, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="when a worker last began it: a chunk begun and not done is in flight"
+    )
+    worker = models.CharField(max_length=255, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -491,10 +662,16 @@ class JobAlertQuerySet(models.QuerySet):
 
 
 class JobAlert(models.Model):
-    """Something an operator should look at. One open alert per (job, cause): no storms."""
+    """Something an operator should look at. One open alert per (job, cause, subject): no
+    storms. The subject is the company for a per-company job's failures, the root run for
+    a blocked chain, the late or stalled run; empty for what concerns the whole job."""
 
     job = models.ForeignKey(JobDefinition, on_delete=models.CASCADE, related_name="alerts")
     run = models.ForeignKey(JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    company = models.ForeignKey(COMPANY_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    subject = models.CharField(
+        max_length=60, blank=True, help_text="what this alert is about, within its job and cause"
+    )
     cause = models.CharField(max_length=30, choices=Cause.choices)
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     message = models.TextField()
@@ -514,14 +691,15 @@ class JobAlert(models.Model):
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
-                fields=["job", "cause"],
+                fields=["job", "cause", "subject"],
                 condition=Q(acknowledged_at__isnull=True, resolved_at__isnull=True),
-                name="jobalert_one_open_per_cause",
+                name="jobalert_one_open_per_subject",
             )
         ]
 
     def __str__(self) -> str:
-        return f"[{self.severity}] {self.job.code}: {self.get_cause_display()}"
+        about = f" ({self.subject})" if self.subject else ""
+        return f"[{self.severity}] {self.job.code}: {self.get_cause_display()}{about}"
 
     @property
     def is_open(self) -> bool:

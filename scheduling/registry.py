@@ -182,7 +182,8 @@ def backoff(attempt: int, base: int, cap: int, rng: random.Random | None = None)
 
 @dataclass(frozen=True)
 class Dependency:
-    """This job's run waits for ``job``'s run of the same (or the previous) period."""
+    """A link between this job's run and ``job``'s run of the same (or the previous)
+    period: in ``depends_on`` this job waits for it, in ``before`` it waits for this job."""
 
     job: str
     offset: Offset = Offset.SAME
@@ -200,7 +201,7 @@ class JobSpec:
     title: str
     description: str = ""
     queue: str = "default"
-    priority: int = 5
+    priority: int = 5  # 0 to 9, 9 the most urgent (scheduling/priorities.py)
     params: ParamSchema = field(default_factory=ParamSchema)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     time_limit: int = 3300
@@ -209,6 +210,8 @@ class JobSpec:
     runtime_threshold: int | None = None
     failure_alert_after: int = 2
     depends_on: tuple[Dependency, ...] = ()
+    before: tuple[Dependency, ...] = ()
+    backfill_notifies: bool = False
     schedule: Cron | Every | None = None
     rule: CalendarRule | None = None
     catch_up: CatchUp = CatchUp.LATEST
@@ -245,6 +248,8 @@ def job(
     runtime_threshold: int | None = None,
     failure_alert_after: int = 2,
     depends_on: Iterable[str | Dependency] = (),
+    before: Iterable[str | Dependency] = (),
+    backfill_notifies: bool = False,
     schedule: Cron | Every | None = None,
     rule: CalendarRule | None = None,
     catch_up: CatchUp = CatchUp.LATEST,
@@ -258,17 +263,32 @@ def job(
     transaction that also records its success, so a worker killed mid-run leaves nothing
     half-written. Jobs longer than a few minutes should fan out instead.
 
+    ``priority`` is 0 to 9, **9 the most urgent** and 5 normal: of the runs and chunks waiting
+    on a queue, a worker takes the most urgent first, whatever the broker
+    (scheduling/priorities.py maps it to each broker's own direction).
+
     A chunk likewise runs in the transaction that marks it done. ``atomic_chunks=False`` is
     for chunks that wait on the network (a remote API under a rate limit): they run outside
     any transaction, committing as they go, and are marked done afterwards. Such a chunk
     must be safe to run again, since a worker killed mid-chunk leaves it to run again from
-    the start, and a redelivered message may run it twice."""
+    the start, and a redelivered message may run it twice.
+
+    ``depends_on`` names the jobs whose run of the same period (or, with
+    ``Dependency(code, Offset.PREVIOUS)``, the previous one) this job's run waits for.
+    ``before`` is the same link seen from the other end: the named jobs' runs wait for this
+    job's run of their period. A job on a higher floor uses it to go before a lower floor's
+    job that cannot name it (accruals and commission before GL_PERIOD_CLOSE).
+
+    ``backfill_notifies`` lets a backfilled run's notifications reach people; by default a
+    backfill of last year's invoices emails nobody (its notifications are recorded as
+    suppressed)."""
 
     if not re.match(JOB_CODE_PATTERN, code):
         raise ValueError(f"job code {code!r} must be upper case words joined by underscores, like GL_DAILY_CLOSE")
     if rule is not None and not isinstance(schedule, Cron):
         raise ValueError(f"{code}: a calendar rule needs a Cron schedule for its time of day")
     dependencies = tuple(d if isinstance(d, Dependency) else Dependency(d) for d in depends_on)
+    goes_before = tuple(d if isinstance(d, Dependency) else Dependency(d) for d in before)
 
     def register(func: Callable) -> JobSpec:
         existing = _registry.get(code)
@@ -289,6 +309,8 @@ def job(
             runtime_threshold=runtime_threshold,
             failure_alert_after=failure_alert_after,
             depends_on=dependencies,
+            before=goes_before,
+            backfill_notifies=backfill_notifies,
             schedule=schedule,
             rule=rule,
             catch_up=catch_up,

@@ -144,3 +144,48 @@ def notify_many_at(ctx) -> None:
     began = time.time()
     outcome = notify_many(messages)
     ctx.result = {"began": began, "ended": time.time(), "created": len(outcome.created), "skipped": outcome.skipped}
+
+
+# A three-level chain with a job that goes before its middle link, for blocking and ordering.
+# A step fails while a group named "fail-<CODE>" exists, so a re-run after removing it passes.
+def _chain_step(ctx) -> None:
+    if Group.objects.filter(name=f"fail-{ctx.spec.code}").exists():
+        raise JobError(f"{ctx.spec.code} was told to fail")
+    Group.objects.create(name=f"{ctx.spec.code.lower()}-{ctx.run_key}-{ctx.run.company_id}-{ctx.attempt}")
+
+
+NO_RETRY = RetryPolicy(max_retries=0)
+
+job("TEST_CHAIN_1", title="Chain, first", retry=NO_RETRY)(_chain_step)
+job("TEST_CHAIN_2", title="Chain, second", retry=NO_RETRY, depends_on=["TEST_CHAIN_1"])(_chain_step)
+job("TEST_CHAIN_3", title="Chain, third", retry=NO_RETRY, depends_on=["TEST_CHAIN_2"])(_chain_step)
+job("TEST_CHAIN_EXTRA", title="Goes before the second", retry=NO_RETRY, before=["TEST_CHAIN_2"])(_chain_step)
+
+
+@job(
+    "TEST_COMPANY_FAIL",
+    title="Per company, fails for the companies it is told",
+    scope=Scope.COMPANY,
+    params={"fail": Param(bool, default=False)},
+    retry=NO_RETRY,
+)
+def company_fail(ctx) -> None:
+    if ctx.params["fail"]:
+        raise JobError(f"{ctx.company.slug} broke")
+
+
+@job(
+    "TEST_NOTIFYING",
+    title="Notifies a user; a backfill may not",
+    params={"user": Param(int)},
+    key_by=KeyBy.MONTH,
+    overlap=Overlap.SKIP,
+)
+def notifying(ctx) -> None:
+    from django.contrib.auth import get_user_model
+
+    from notifications.services.sending import notify
+
+    user = get_user_model().objects.get(pk=ctx.params["user"])
+    notify(user, "job_alert", {"job": ctx.spec.code, "severity": "info", "cause": "a test"}, dedupe_key=ctx.run_key)
+    Group.objects.create(name=f"notifying-{ctx.run_key}")

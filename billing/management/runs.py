@@ -79,14 +79,23 @@ def run_period(command: BaseCommand, company: Company, start: datetime.date, opt
             f"({done.created} invoices created)"
         ) from None
     bar.done()
-    verb = "would create" if dry_run else "created"
-    total = books.quantize(done.total, company.base_currency)
-    command.stdout.write(
+    command.stdout.write(_line(name, done, company.base_currency, "would create" if dry_run else "created", dry_run))
+    return done
+
+
+def period_line(record: InvoiceRun, verb: str) -> str:
+    """One line on a period's run, from its record: what the commands print."""
+    name = f"{record.company.slug} {periods.key(record.cadence, record.period_start)} {record.cadence}"
+    return _line(name, record, record.company.base_currency, verb, dry_run=False)
+
+
+def _line(name: str, done, currency: str, verb: str, dry_run: bool) -> str:
+    total = books.quantize(done.total, currency)
+    return (
         f"{name}: {verb} {done.created} invoices for {done.enrolments} enrolments "
-        f"({company.base_currency} {total}), skipped {done.skipped} already there"
+        f"({currency} {total}), skipped {done.skipped} already there"
         + ("" if dry_run else f", notified {done.notified}")
     )
-    return done
 
 
 def _reasons(exc: ValidationError) -> str:

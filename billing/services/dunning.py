@@ -393,7 +393,7 @@ def _notify(
                 dedupe_key=f"overdue_notice:{charge.notice_id}",
             )
         )
-    created = len(notify_many(messages).created)
+    created = notify_many(messages).notified
     keys = {f"overdue_notice:{c.notice_id}": c.notice_id for c in charges}
     found = Notification.objects.filter(company=company, dedupe_key__in=keys).values_list("dedupe_key", "pk")
     return created, {keys[key]: pk for key, pk in found}

@@ -171,4 +171,4 @@ def _notify(company: Company, drafts: list[dict]) -> int:
                 dedupe_key=_dedupe_key(draft["pk"]),
             )
         )
-    return len(notify_many(messages).created)
+    return notify_many(messages).notified

@@ -10,11 +10,13 @@ transaction commits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -76,7 +78,28 @@ class Outcome:
     skipped: int = 0  # already notified under their dedupe key
     queued: int = 0  # deliveries handed to the delivery tasks
     waiting: int = 0  # deliveries held by quiet hours
-    suppressed: int = 0  # deliveries a preference or a missing address stopped
+    suppressed: int = 0  # deliveries a preference, a missing address or ``silenced`` stopped
+    silenced: int = 0  # notifications created inside ``silenced``: recorded, sent to nobody
+
+    @property
+    def notified(self) -> int:
+        """Notifications created that go out to people."""
+        return len(self.created) - self.silenced
+
+
+_silence: ContextVar[str] = ContextVar("notifications_silence", default="")
+
+
+@contextlib.contextmanager
+def silenced(reason: str) -> Iterator[None]:
+    """Within this block notifications are recorded but reach nobody: each delivery is
+    suppressed, saying ``reason``. The job layer wraps a backfilled run in it (through
+    ``JOB_SILENCE``), so re-making last year's invoices emails nobody."""
+    token = _silence.set(reason)
+    try:
+        yield
+    finally:
+        _silence.reset(token)
 
 
 def notify(
@@ -149,6 +172,8 @@ def notify_many(messages: Iterable[Message]) -> Outcome:
         created = [(pk, by_key[(company_id, key)]) for pk, company_id, key in rows]
         outcome.created = [pk for pk, _p in created]
         outcome.skipped = len(prepared) - len(created)
+        if _silence.get():
+            outcome.silenced = len(created)
         if created:
             _write_deliveries(created, now, outcome)
     return outcome
@@ -244,6 +269,7 @@ class _Rules:
 def _write_deliveries(created: list[tuple[int, _Prepared]], now, outcome: Outcome) -> None:
     rules = _Rules([p for _pk, p in created])
     columns: dict[str, list] = defaultdict(list)
+    silence = _silence.get()
 
     def add(notification_id: int, p: _Prepared, channel: str, status: str, when, error: str = "", endpoint=None):
         columns["notification"].append(notification_id)
@@ -261,7 +287,7 @@ def _write_deliveries(created: list[tuple[int, _Prepared]], now, outcome: Outcom
             else:
                 targets = [None]
             for endpoint in targets:
-                reason = _suppression(p, channel, rules)
+                reason = f"silenced: {silence}" if silence else _suppression(p, channel, rules)
                 if reason:
                     add(pk, p, channel, DeliveryStatus.SUPPRESSED, now, reason, endpoint)
                     continue

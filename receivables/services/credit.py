@@ -190,7 +190,7 @@ def _notify(company: Company, *, notify_customer: bool, log: Log | None) -> int:
             )
     outcome = notify_many(messages)
     CreditLimitBreach.objects.filter(pk__in=[breach.pk for breach in unsent]).update(notified_at=timezone.now())
-    return len(outcome.created)
+    return outcome.notified
 
 
 def notice_context(company: Company, breach: CreditLimitBreach) -> dict:

@@ -220,7 +220,7 @@ def _send(company: Company, as_of: datetime.date, customer_ids: list[int]) -> in
         for statement in unsent
     )
     Statement.objects.filter(pk__in=[statement.pk for statement in unsent]).update(notified_at=timezone.now())
-    return len(outcome.created)
+    return outcome.notified
 
 
 def dedupe_key(statement: Statement) -> str:

@@ -19,7 +19,7 @@ from config.api import Conflict, FileFormatNegotiation
 from config.companies import company_model
 from scheduling import slots
 from scheduling.choices import RunStatus, Trigger
-from scheduling.models import JobAlert, JobDefinition, JobLog, JobRun, JobSchedule
+from scheduling.models import JobAlert, JobAttempt, JobDefinition, JobLog, JobRun, JobSchedule
 from scheduling.registry import ParamError
 from scheduling.services import alerts, execution, logexport, monitoring, runs
 
@@ -67,9 +67,27 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
 
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobAttempt
+        fields = [
+            "number",
+            "status",
+            "trigger",
+            "started_at",
+            "finished_at",
+            "duration",
+            "worker",
+            "task_id",
+            "result",
+            "error",
+        ]
+
+
 class RunSerializer(serializers.ModelSerializer):
     job = serializers.CharField(source="job.code")
     triggered_by = serializers.CharField(source="triggered_by.username", default=None)
+    tries = serializers.IntegerField(read_only=True, help_text="attempts in this round (a re-run starts a new one)")
     progress = serializers.SerializerMethodField()
     counts = serializers.SerializerMethodField()
     chunks = serializers.SerializerMethodField()
@@ -90,6 +108,13 @@ class RunSerializer(serializers.ModelSerializer):
             "trigger",
             "triggered_by",
             "attempts",
+            "tries",
+            "notify",
+            "blocked_by",
+            "after_run",
+            "schedule",
+            "start_deadline_at",
+            "end_deadline_at",
             "created_at",
             "queued_at",
             "started_at",
@@ -122,6 +147,22 @@ class RunSerializer(serializers.ModelSerializer):
             "self": reverse("run-detail", args=[run.pk]),
             "logs": reverse("run-logs", args=[run.pk]),
         }
+
+
+class RunDetailSerializer(RunSerializer):
+    """One run: besides the list's fields, each attempt, and what a held run waits for."""
+
+    attempt_history = AttemptSerializer(many=True, read_only=True, help_text="every attempt, oldest first")
+    waiting_for = serializers.SerializerMethodField()
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "attempt_history", "waiting_for"]
+
+    def get_waiting_for(self, run: JobRun) -> str | None:
+        """What a waiting or blocked run waits for, and the root run that blocks it."""
+        if run.status not in (RunStatus.WAITING, RunStatus.BLOCKED):
+            return None
+        return runs.dependency_status(run)[1]
 
 
 class RunRequestSerializer(serializers.Serializer):
@@ -171,6 +212,8 @@ class AlertSerializer(serializers.ModelSerializer):
             "id",
             "job",
             "run",
+            "company",
+            "subject",
             "cause",
             "severity",
             "message",
@@ -301,8 +344,8 @@ class RunList(generics.ListAPIView):
 
 class RunDetail(generics.RetrieveAPIView):
     permission_classes = [StaffOnly]
-    serializer_class = RunSerializer
-    queryset = JobRun.objects.select_related("job", "triggered_by")
+    serializer_class = RunDetailSerializer
+    queryset = JobRun.objects.select_related("job", "triggered_by").prefetch_related("attempt_history")
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -367,7 +410,7 @@ class RunAction(APIView):
     permission_classes = [StaffOnly]
     action = ""
 
-    @extend_schema(request=None, responses={200: RunSerializer})
+    @extend_schema(request=None, responses={200: RunDetailSerializer})
     def post(self, request: Request, pk: int) -> Response:
         run = get_object_or_404(JobRun.objects.select_related("job"), pk=pk)
         operation = {"cancel": runs.cancel, "rerun": runs.rerun, "release": runs.release}[self.action]
@@ -376,7 +419,7 @@ class RunAction(APIView):
         except runs.RunError as exc:
             raise Conflict(str(exc)) from exc
         # the services reload the run; read it back with what the serializer shows, in one query
-        return Response(RunSerializer(JobRun.objects.select_related("job", "triggered_by").get(pk=run.pk)).data)
+        return Response(RunDetailSerializer(RunDetail.queryset.get(pk=run.pk)).data)
 
 
 # --- Alerts ------------------------------------------------------------------------------------------

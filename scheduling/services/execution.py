@@ -12,6 +12,8 @@ The guarantees, and how they are kept:
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import logging
 import time
 import traceback
@@ -25,11 +27,12 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from config.companies import company_model
-from scheduling import registry
-from scheduling.choices import CLAIMABLE, FINISHED, Level, Overlap, RunStatus
-from scheduling.models import ChunkStatus, JobChunk, JobDefinition, JobLog, JobRun
+from scheduling import infrastructure, registry
+from scheduling.choices import CLAIMABLE, FINISHED, AttemptStatus, Level, Overlap, RunStatus, Trigger
+from scheduling.models import ChunkStatus, JobAttempt, JobChunk, JobDefinition, JobLog, JobRun
 from scheduling.registry import JobCancelled, JobSpec, backoff
 from scheduling.services import runs
 
@@ -39,6 +42,7 @@ LOG_FLUSH_LINES = 200
 LOG_FLUSH_SECONDS = 2.0
 CHECKPOINT_SECONDS = 2.0  # how often a running job looks for a cancellation
 OVERLAP_REQUEUE_SECONDS = 15
+INFRASTRUCTURE_TRIES = 10  # tries beyond a job's own retry limit when the database or broker went away
 COUNTERS = ("processed", "created", "skipped", "failed")
 LEVELS = {level.name.lower(): level for level in Level}  # "debug" … "error", as callers name them
 
@@ -194,11 +198,12 @@ def execute_run(run_id: int, *, task_id: str, worker: str) -> str:
     claimed = claim(run_id, task_id, worker)
     if isinstance(claimed, str):
         return claimed
-    run, spec, resumed = claimed
-    if resumed and run.body_finished_at is not None:
-        # The function had returned and fanned out before the worker died: only chunks remain.
-        send_chunks(run)
-        return "resumed its chunks"
+    run, spec, _resumed = claimed
+    if run.body_finished_at is not None and run.chunks_total is not None:
+        # The function had returned and fanned out (before its worker died, or before the run
+        # failed or was cancelled and then re-run): only its chunks remain. Running the body
+        # again would start the run's own records over and lose what the done chunks did.
+        return resume_chunks(run)
     return _run_body(run, spec, task_id, worker)
 
 
@@ -216,12 +221,16 @@ def claim(run_id: int, task_id: str, worker: str) -> str | tuple[JobRun, JobSpec
         spec = registry.get(definition.code)
         if run.status == RunStatus.RUNNING and run.task_id == task_id:
             # Our own message again: the worker that had it died (kill -9, out of memory).
-            if run.attempts > definition.max_retries:
-                _fail(run, f"lost with its worker {run.attempts} times; giving up", "", now=now)
+            close_attempt(run, AttemptStatus.LOST, now=now, error=f"lost with its worker {run.worker}")
+            if run.tries > definition.max_retries:
+                _fail(run, f"lost with its worker {run.tries} times; giving up", "", now=now)
                 return "lost too often; failed"
-            JobRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1, worker=worker, started_at=now)
+            JobRun.objects.filter(pk=run.pk).update(
+                attempts=F("attempts") + 1, worker=worker, started_at=now, progress_at=now
+            )
             runs.log(run, f"attempt {run.attempts} was lost with worker {run.worker}; running again", Level.WARNING)
             run.refresh_from_db()
+            open_attempt(run, now=now, worker=worker, task_id=task_id)
             return (run, spec, True) if spec else _unregistered(run)
         if run.status not in CLAIMABLE:
             return f"run is {run.status}; nothing to do"
@@ -235,28 +244,52 @@ def claim(run_id: int, task_id: str, worker: str) -> str | tuple[JobRun, JobSpec
             running = JobRun.objects.filter(job=definition, status=RunStatus.RUNNING, company=run.company_id)
             running = running.exclude(pk=run.pk).count()
             if running >= definition.max_concurrent:
-                if definition.overlap == Overlap.SKIP:
+                # A backfilled slot waits its turn instead: skipping it would lose the slot it was made for.
+                backfilled = run.trigger == Trigger.BACKFILL or run.after_run_id is not None
+                if definition.overlap == Overlap.SKIP and not backfilled:
                     _finish(run, RunStatus.SKIPPED, now=now, error=f"{running} run(s) of this job already running")
                     return "skipped: overlap"
+                # Its message is due again later: the watchdog must not take it for lost meanwhile.
+                due = now + datetime.timedelta(seconds=OVERLAP_REQUEUE_SECONDS)
+                JobRun.objects.filter(pk=run.pk).update(due_at=due)
                 runs.send(run, countdown=OVERLAP_REQUEUE_SECONDS)
                 return "requeued: overlap"
         claimed = JobRun.objects.filter(pk=run.pk, status__in=CLAIMABLE).update(
             status=RunStatus.RUNNING,
             attempts=F("attempts") + 1,
             started_at=now,
+            progress_at=now,
             worker=worker,
             task_id=task_id,
         )
         if not claimed:
             return "claimed by another worker"
-    run.status, run.attempts, run.started_at, run.worker, run.task_id = (
-        RunStatus.RUNNING,
-        run.attempts + 1,
-        now,
-        worker,
-        task_id,
-    )
+        run.status, run.attempts, run.started_at, run.worker, run.task_id = (
+            RunStatus.RUNNING,
+            run.attempts + 1,
+            now,
+            worker,
+            task_id,
+        )
+        open_attempt(run, now=now, worker=worker, task_id=task_id)
     return run, spec, False
+
+
+def open_attempt(run: JobRun, *, now, worker: str, task_id: str) -> None:
+    """The record of the attempt just claimed, numbered as the run's attempts are counted."""
+    JobAttempt.objects.update_or_create(
+        run_id=run.pk,
+        number=run.attempts,
+        defaults={"trigger": run.trigger, "started_at": now, "worker": worker, "task_id": task_id},
+        create_defaults={"trigger": run.trigger, "started_at": now, "worker": worker, "task_id": task_id},
+    )
+
+
+def close_attempt(run: JobRun, status: AttemptStatus, *, now, **fields) -> None:
+    """The run's current attempt ends with ``status`` (once: a finished attempt stays so)."""
+    JobAttempt.objects.filter(run_id=run.pk, number=run.attempts, status=AttemptStatus.RUNNING).update(
+        status=status, finished_at=now, duration=_seconds(run, now), **fields
+    )
 
 
 def _unregistered(run: JobRun) -> str:
@@ -270,14 +303,15 @@ def _run_body(run: JobRun, spec: JobSpec, task_id: str, worker: str) -> str:
     try:
         ctx.params = spec.params.clean(run.params, definition.default_params)
         ctx.info(f"attempt {run.attempts} started on {worker}")
-        if spec.atomic:
-            with transaction.atomic():
+        with quiet(run):
+            if spec.atomic:
+                with transaction.atomic():
+                    spec.func(ctx)
+                    outcome = _body_done(ctx, task_id)
+            else:
                 spec.func(ctx)
-                outcome = _body_done(ctx, task_id)
-        else:
-            spec.func(ctx)
-            with transaction.atomic():
-                outcome = _body_done(ctx, task_id)
+                with transaction.atomic():
+                    outcome = _body_done(ctx, task_id)
     except JobCancelled:
         ctx.logs.recover()
         ctx.logs.add(Level.WARNING, "cancelled by an operator; an atomic job's writes were rolled back", {})
@@ -288,10 +322,21 @@ def _run_body(run: JobRun, spec: JobSpec, task_id: str, worker: str) -> str:
         ctx.logs.recover()
         return _failed(ctx, exc, retryable=False, error=f"time limit of {definition.time_limit}s exceeded")
     except Exception as exc:
+        if infrastructure.is_infrastructure_error(exc) and not infrastructure.database_usable():
+            raise  # nothing can be recorded now: the task retries it once the database is back
         ctx.logs.recover()
-        return _failed(ctx, exc, retryable=spec.retry.is_retryable(exc))
+        return _failed(ctx, exc, retryable=spec.retry.is_retryable(exc) or infrastructure.is_infrastructure_error(exc))
     ctx.logs.flush()
     return outcome
+
+
+def quiet(run: JobRun):
+    """Notifications a run makes reach nobody when it may not notify (a backfilled slot of a
+    job that does not notify on backfill): ``settings.JOB_SILENCE`` says how, so the job
+    layer imports no notifications app."""
+    if run.notify:
+        return contextlib.nullcontext()
+    return import_string(settings.JOB_SILENCE)(f"{run.get_trigger_display()} run {run.pk} of {run.job.code}")
 
 
 def _body_done(ctx: JobContext, task_id: str) -> str:
@@ -305,6 +350,7 @@ def _body_done(ctx: JobContext, task_id: str) -> str:
         "progress_done": ctx.done,
         "progress_total": ctx.total,
         "body_finished_at": now,
+        "progress_at": now,
     }
     if ctx.chunks:
         JobChunk.objects.bulk_create(
@@ -321,6 +367,7 @@ def _body_done(ctx: JobContext, task_id: str) -> str:
     if ctx.chunks:
         transaction.on_commit(lambda: send_chunks(run), robust=True)
         return f"fanned out into {len(ctx.chunks)} chunks"
+    close_attempt(run, AttemptStatus.SUCCEEDED, now=now, result=ctx.result)
     transaction.on_commit(lambda: runs.after_finish(run.pk), robust=True)
     return "succeeded"
 
@@ -329,13 +376,22 @@ def _failed(ctx: JobContext, exc: BaseException, *, retryable: bool, error: str 
     run, definition, now = ctx.run, ctx.definition, timezone.now()
     error = error or f"{type(exc).__name__}: {exc}"
     trace = traceback.format_exc()
-    if retryable and run.attempts <= definition.max_retries:
-        delay = backoff(run.attempts, definition.backoff_base, definition.backoff_cap)
-        if JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            status=RunStatus.RETRYING, error=error, traceback=trace, queued_at=now
-        ):
-            runs.log(run, f"attempt {run.attempts} failed: {error}; retrying in {delay:.0f}s", Level.WARNING)
-            runs.send(run, countdown=delay)
+    # A database or broker that went away is no fault of the job: it gets a few more tries
+    # than the job's own limit, so an outage of minutes does not fail the run.
+    limit = definition.max_retries + (INFRASTRUCTURE_TRIES if infrastructure.is_infrastructure_error(exc) else 0)
+    if retryable and run.tries <= limit:
+        delay = backoff(run.tries, definition.backoff_base, definition.backoff_cap)
+        with transaction.atomic():
+            if JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                status=RunStatus.RETRYING,
+                error=error,
+                traceback=trace,
+                queued_at=now,
+                due_at=now + datetime.timedelta(seconds=delay),
+            ):
+                close_attempt(run, AttemptStatus.FAILED, now=now, error=error, traceback=trace)
+                runs.log(run, f"attempt {run.attempts} failed: {error}; retrying in {delay:.0f}s", Level.WARNING)
+                runs.send(run, countdown=delay)
         return f"retrying in {delay:.0f}s"
     _fail(run, error, trace, now=now, counts=ctx.counts)
     return "failed"
@@ -346,12 +402,23 @@ def _fail(run: JobRun, error: str, trace: str, *, now, counts: dict | None = Non
     _finish(run, RunStatus.FAILED, now=now, error=error, traceback=trace, **(counts or {}))
 
 
+ATTEMPT_ENDING = {
+    RunStatus.SUCCEEDED: AttemptStatus.SUCCEEDED,
+    RunStatus.FAILED: AttemptStatus.FAILED,
+    RunStatus.CANCELLED: AttemptStatus.CANCELLED,
+}
+
+
 def _finish(run: JobRun, status: RunStatus, *, now, **fields) -> bool:
     """Move a run that has not finished to a final state, once."""
-    done = JobRun.objects.filter(pk=run.pk).exclude(status__in=FINISHED)
-    if not done.update(status=status, finished_at=now, duration=_seconds(run, now), **fields):
-        return False
-    transaction.on_commit(lambda: runs.after_finish(run.pk), robust=True)
+    with transaction.atomic():
+        done = JobRun.objects.filter(pk=run.pk).exclude(status__in=FINISHED)
+        if not done.update(status=status, finished_at=now, duration=_seconds(run, now), **fields):
+            return False
+        if status in ATTEMPT_ENDING:
+            ending = {name: fields[name] for name in ("error", "traceback") if name in fields}
+            close_attempt(run, ATTEMPT_ENDING[status], now=now, **ending)
+        transaction.on_commit(lambda: runs.after_finish(run.pk), robust=True)
     return True
 
 
@@ -362,17 +429,50 @@ def _seconds(run: JobRun, now) -> float | None:
 # --- Chunks --------------------------------------------------------------------------------
 
 
-def send_chunks(run: JobRun) -> int:
+def send_chunks(run: JobRun, indexes: list[int] | None = None) -> int:
+    """Send the run's pending chunks (or just ``indexes``) to its job's queue."""
     from scheduling import tasks
 
-    pending = list(JobChunk.objects.filter(run=run, status=ChunkStatus.PENDING).values_list("index", flat=True))
+    if indexes is None:
+        indexes = list(JobChunk.objects.filter(run=run, status=ChunkStatus.PENDING).values_list("index", flat=True))
     options = runs.task_options(run.job)
-    for index in pending:
+    for index in indexes:
         tasks.execute_chunk.apply_async(args=(run.pk, index), **options)
-    return len(pending)
+    return len(indexes)
 
 
-def execute_chunk(run_id: int, index: int, *, retries: int) -> str | RetryLater:
+def resume_chunks(run: JobRun) -> str:
+    """Carry on a fanned-out run from its pending chunks; finish it if none is left."""
+    sent = send_chunks(run)
+    if sent:
+        runs.log(run, f"resuming: {sent} chunk(s) still to do, {run.chunks_done} done")
+        return "resumed its chunks"
+    finished = _complete_fan_out(run)
+    return "succeeded" if finished else "resumed: nothing left to do"
+
+
+def _complete_fan_out(run: JobRun) -> bool:
+    """The run succeeds once every chunk is done; called by the chunk that completes it."""
+    done, total = JobRun.objects.filter(pk=run.pk).values_list("chunks_done", "chunks_total").get()
+    if total is None or done < total:
+        return False
+    finished_at = timezone.now()
+    with transaction.atomic():
+        if not JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.SUCCEEDED,
+            finished_at=finished_at,
+            duration=_seconds(run, finished_at),
+            progress_done=done,
+            progress_total=total,
+        ):
+            return False
+        result = JobRun.objects.filter(pk=run.pk).values_list("result", flat=True).get()
+        close_attempt(run, AttemptStatus.SUCCEEDED, now=finished_at, result=result)
+        transaction.on_commit(lambda: runs.after_finish(run.pk), robust=True)
+    return True
+
+
+def execute_chunk(run_id: int, index: int, *, retries: int, worker: str = "") -> str | RetryLater:
     run = JobRun.objects.select_related("job").filter(pk=run_id).first()
     if run is None or run.status != RunStatus.RUNNING:
         return "run is not running"
@@ -387,38 +487,36 @@ def execute_chunk(run_id: int, index: int, *, retries: int) -> str | RetryLater:
     chunk = JobChunk.objects.filter(run=run, index=index).first()
     if chunk is None or chunk.status != ChunkStatus.PENDING:
         return "chunk already done"
+    # Begun, outside the chunk's transaction: the watchdog sends again only chunks that no
+    # worker has begun (or began so long ago that the worker must be gone).
+    JobChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PENDING).update(started_at=now, worker=worker)
     ctx = JobContext(run, spec, definition, chunk=chunk)
     try:
         ctx.params = spec.params.clean(run.params, definition.default_params)
-        if not spec.atomic_chunks:
-            spec.chunk_func(ctx, chunk.payload)  # committing as it goes; safe to repeat (see @job)
-        with transaction.atomic():
-            mine = JobChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PENDING).update(
-                status=ChunkStatus.DONE, attempts=F("attempts") + 1, finished_at=timezone.now(), error=""
-            )
-            if not mine:
-                return "chunk already done"  # a duplicate message got here first
-            if spec.atomic_chunks:
-                spec.chunk_func(ctx, chunk.payload)
-            ctx.logs.flush()
-            counted = {name: F(name) + value for name, value in ctx.counts.items() if value}
-            JobRun.objects.filter(pk=run.pk).update(chunks_done=F("chunks_done") + 1, **counted)
-            done, total = JobRun.objects.filter(pk=run.pk).values_list("chunks_done", "chunks_total").get()
-            if total is not None and done >= total:
-                finished_at = timezone.now()
-                if JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-                    status=RunStatus.SUCCEEDED,
-                    finished_at=finished_at,
-                    duration=_seconds(run, finished_at),
-                    progress_done=done,
-                    progress_total=total,
-                ):
-                    transaction.on_commit(lambda: runs.after_finish(run.pk), robust=True)
+        with quiet(run):
+            if not spec.atomic_chunks:
+                spec.chunk_func(ctx, chunk.payload)  # committing as it goes; safe to repeat (see @job)
+            with transaction.atomic():
+                mine = JobChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.PENDING).update(
+                    status=ChunkStatus.DONE, attempts=F("attempts") + 1, finished_at=timezone.now(), error=""
+                )
+                if not mine:
+                    return "chunk already done"  # a duplicate message got here first
+                if spec.atomic_chunks:
+                    spec.chunk_func(ctx, chunk.payload)
+                ctx.logs.flush()
+                counted = {name: F(name) + value for name, value in ctx.counts.items() if value}
+                JobRun.objects.filter(pk=run.pk).update(
+                    chunks_done=F("chunks_done") + 1, progress_at=timezone.now(), **counted
+                )
+                _complete_fan_out(run)
     except JobCancelled:
         ctx.logs.recover()
         _finish(run, RunStatus.CANCELLED, now=timezone.now())
         return "cancelled"
     except Exception as exc:
+        if infrastructure.is_infrastructure_error(exc) and not infrastructure.database_usable():
+            raise  # nothing can be recorded now: the task retries it once the database is back
         ctx.logs.recover()
         return _chunk_failed(ctx, exc, retries)
     return "chunk done"
@@ -430,8 +528,10 @@ def _chunk_failed(ctx: JobContext, exc: BaseException, retries: int) -> str | Re
     if isinstance(exc, SoftTimeLimitExceeded):
         error = f"chunk time limit of {definition.time_limit}s exceeded"
     JobChunk.objects.filter(pk=chunk.pk).update(attempts=F("attempts") + 1, error=error)
-    retryable = ctx.spec.retry.is_retryable(exc) and not isinstance(exc, SoftTimeLimitExceeded)
-    if retryable and retries < definition.max_retries:
+    infra = infrastructure.is_infrastructure_error(exc)
+    retryable = (ctx.spec.retry.is_retryable(exc) or infra) and not isinstance(exc, SoftTimeLimitExceeded)
+    limit = definition.max_retries + (INFRASTRUCTURE_TRIES if infra else 0)
+    if retryable and retries < limit:
         delay = backoff(retries + 1, definition.backoff_base, definition.backoff_cap)
         runs.log(run, f"chunk {chunk.index} failed: {error}; retrying in {delay:.0f}s", Level.WARNING)
         return RetryLater(delay)

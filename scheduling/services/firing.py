@@ -56,6 +56,15 @@ def refresh_schedules(now: datetime.datetime | None = None, schedules=None) -> i
         schedule.next_fire_at = first_fire(schedule, now)
         schedule.active_since = now
         changed.append(schedule)
+        # Its admin page refuses such a timing; an edit of the periodic task on its own is told here.
+        problem = schedule.collapse_problem() if schedule.next_fire_at else ""
+        if problem:
+            alerts.raise_alert(
+                schedule.job,
+                Cause.SCHEDULE,
+                f"schedule {schedule.pk} of {schedule.job.code} ({schedule.describe()}) {problem}",
+                subject=f"schedule:{schedule.pk}",
+            )
     JobSchedule.objects.bulk_update(changed, ["fingerprint", "next_fire_at", "active_since"], batch_size=UPDATE_BATCH)
     return len(changed)
 
@@ -132,8 +141,9 @@ def _fire(due: list[JobSchedule], now: datetime.datetime) -> int:
             targets = company_ids
         for slot_at in chosen:
             slot = slots.slot_for(definition.key_by, slot_at, tz)
+            deadlines = schedule.deadlines(slot_at)
             for company_id in targets:
-                rows.append(_row(definition, slot, tz, company_id))
+                rows.append(_row(definition, slot, tz, company_id, schedule, deadlines))
         schedule.last_slot_at = slots_due[-1] if slots_due else schedule.last_slot_at
         schedule.next_fire_at = first_fire(schedule, now)
         if chosen:
@@ -148,7 +158,14 @@ def _fire(due: list[JobSchedule], now: datetime.datetime) -> int:
     return queue_batch(pending, {schedule.job_id: schedule.job for schedule in due})
 
 
-def _row(definition: JobDefinition, slot: slots.Slot, tz: str, company_id: int | None) -> JobRun:
+def _row(
+    definition: JobDefinition,
+    slot: slots.Slot,
+    tz: str,
+    company_id: int | None,
+    schedule: JobSchedule,
+    deadlines: tuple[datetime.datetime | None, datetime.datetime | None],
+) -> JobRun:
     return JobRun(
         job=definition,
         run_key=slot.key,
@@ -158,7 +175,24 @@ def _row(definition: JobDefinition, slot: slots.Slot, tz: str, company_id: int |
         time_zone=tz,
         trigger=Trigger.SCHEDULE,
         status=RunStatus.PENDING,
+        schedule_id=schedule.pk,
+        start_deadline_at=deadlines[0],
+        end_deadline_at=deadlines[1],
     )
+
+
+def _waiting_jobs() -> set[str]:
+    """Codes of the jobs whose runs wait for another job's: their own ``depends_on``, or
+    another job's ``before``. One small query; the full graph is read only if some wait."""
+    linked = JobDefinition.objects.exclude(depends_on=[], before=[]).values_list("code", "depends_on", "before")
+    waits = set()
+    for code, depends_on, before in linked:
+        if depends_on:
+            waits.add(code)
+        for entry in before if isinstance(before, list) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("job"), str):
+                waits.add(entry["job"])
+    return waits
 
 
 def queue_batch(pending: Iterable[tuple[int, int]], definitions: dict[int, JobDefinition]) -> int:
@@ -168,8 +202,9 @@ def queue_batch(pending: Iterable[tuple[int, int]], definitions: dict[int, JobDe
     job_of = dict(pending)
     if not job_of:
         return 0
-    free = [pk for pk, job_id in job_of.items() if not definitions[job_id].depends_on]
-    held = [pk for pk, job_id in job_of.items() if definitions[job_id].depends_on]
+    waits = _waiting_jobs()
+    free = [pk for pk, job_id in job_of.items() if definitions[job_id].code not in waits]
+    held = [pk for pk, job_id in job_of.items() if definitions[job_id].code in waits]
     queued = runs.queue_pending(held)
     now = timezone.now()
     table = connection.ops.quote_name(JobRun._meta.db_table)

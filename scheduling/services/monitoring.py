@@ -1,5 +1,5 @@
-"""Watching the job layer: the watchdog, per-job health and status, duration statistics,
-and the retention clean-up."""
+"""Watching the job layer: per-job health and status, duration statistics and the
+retention clean-up. The watchdog, which acts on what it finds, is ``services.watchdog``."""
 
 from __future__ import annotations
 
@@ -7,145 +7,39 @@ import datetime
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
-from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models import Count, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from scheduling import calendar, slots
-from scheduling.choices import ACTIVE, Cause, Level, RunStatus, Severity
-from scheduling.models import BeatLease, JobAlert, JobChunk, JobDefinition, JobLog, JobPerformance, JobRun, JobSchedule
-from scheduling.services import alerts, execution, runs
+from scheduling.choices import ACTIVE, Cause, RunStatus, Severity
+from scheduling.models import BeatLease, JobAlert, JobChunk, JobDefinition, JobLog, JobPerformance, JobRun
+from scheduling.services import alerts, execution
 
 DELETE_BATCH = 5000
-WATCH_LOOKBACK = datetime.timedelta(days=1)
-LOST_MARGIN = datetime.timedelta(minutes=5)
-MISSED_BATCH = 500  # schedules whose runs are looked up in one query
-EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-
-
-# --- The watchdog --------------------------------------------------------------------------
-
-
-def watchdog(now: datetime.datetime | None = None, log: Callable[..., None] | None = None) -> dict[str, int]:
-    """Missed slots, runs lost with their worker, queued runs whose message went missing."""
-    now = now or timezone.now()
-    log = log or (lambda *args, **kwargs: None)
-    found = {"missed": missed_slots(now, log), "lost": recover_lost_runs(now, log)}
-    found["requeued"] = requeue_stale(now, log)
-    return found
-
-
-def missed_slots(now: datetime.datetime, log) -> int:
-    """Slots older than the grace period, since the schedule's timing last changed, with no run."""
-    grace = datetime.timedelta(seconds=settings.JOB_MISSED_GRACE)
-    expected: dict[JobSchedule, dict[str, datetime.datetime]] = {}
-    for schedule in JobSchedule.objects.with_timing().firing():
-        since = max(now - WATCH_LOOKBACK, schedule.active_since or schedule.created_at)
-        try:
-            trigger = schedule.trigger()
-            fires = calendar.fire_times_between(trigger, since, now - grace, schedule.calendar_rule(), limit=2000)
-        except ValueError:
-            continue
-        zone = calendar.zone_name(trigger)
-        if fires:
-            expected[schedule] = {slots.slot_for(schedule.job.key_by, at, zone).key: at for at in fires}
-    # The runs that exist, for every schedule at once: one query per batch, not one per schedule.
-    present: set[tuple[int, str]] = set()
-    batch = list(expected.items())
-    for start in range(0, len(batch), MISSED_BATCH):
-        part = batch[start : start + MISSED_BATCH]
-        runs_there = JobRun.objects.filter(
-            job_id__in={schedule.job_id for schedule, _ in part},
-            run_key__in={key for _, keys in part for key in keys},
-        )
-        present.update(runs_there.values_list("job_id", "run_key"))
-    missed_total = 0
-    for schedule, keys in expected.items():
-        missing = sorted(at for key, at in keys.items() if (schedule.job_id, key) not in present)
-        if missing:
-            missed_total += len(missing)
-            log(f"{schedule.job.code}: {len(missing)} slot(s) without a run", level=Level.WARNING)
-            alerts.raise_alert(
-                schedule.job,
-                Cause.MISSED_RUN,
-                f"{schedule.job.code}: no run for {len(missing)} slot(s) from {missing[0]:%Y-%m-%d %H:%M} to "
-                f"{missing[-1]:%Y-%m-%d %H:%M} UTC (is beat running?)",
-                severity=Severity.CRITICAL,
-            )
-    return missed_total
-
-
-def recover_lost_runs(now: datetime.datetime, log) -> int:
-    """Running past its hard time limit means the worker died with it (the broker may
-    never redeliver: embedded mode, a purged queue). Fail the attempt; retry by policy."""
-    lost = 0
-    running = JobRun.objects.filter(status=RunStatus.RUNNING).select_related("job")
-    for run in running:
-        limit = datetime.timedelta(seconds=run.job.time_limit) + LOST_MARGIN
-        if run.body_finished_at is not None:
-            # The function returned; its chunks are what is late. Send the pending ones again.
-            if now - run.body_finished_at > limit:
-                count = execution.send_chunks(run)
-                log(f"run {run.pk}: re-sent {count} pending chunk(s)", level=Level.WARNING)
-            continue
-        if run.started_at is None or now - run.started_at <= limit:
-            continue
-        moved = JobRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, started_at=run.started_at)
-        if run.attempts <= run.job.max_retries:
-            if moved.update(status=RunStatus.RETRYING, error="lost with its worker", queued_at=now):
-                runs.log(run, f"attempt {run.attempts} lost with worker {run.worker}; retrying", Level.WARNING)
-                runs.send(run)
-        elif moved.update(status=RunStatus.FAILED, error="lost with its worker", finished_at=now):
-            runs.log(run, "lost with its worker; no retries left", Level.ERROR)
-            runs.after_finish(run.pk)
-        lost += 1
-        alerts.raise_alert(run.job, Cause.LOST_RUN, f"{run.job.code} {run.run_key}: lost with worker {run.worker}")
-        log(f"run {run.pk} lost with worker {run.worker}", level=Level.WARNING)
-    return lost
-
-
-def requeue_stale(now: datetime.datetime, log) -> int:
-    """A queued run whose message outlived the broker's visibility timeout was lost; send again.
-    A duplicate is harmless: the run is claimed once."""
-    stale = now - datetime.timedelta(seconds=settings.CELERY_VISIBILITY_TIMEOUT + 600)
-    count = 0
-    for run in JobRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=stale).select_related("job")[:500]:
-        if JobRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(queued_at=now):
-            runs.send(run)
-            count += 1
-    if count:
-        log(f"re-sent {count} queued run(s) whose message was lost", level=Level.WARNING)
-    return count
 
 
 # --- Health and status ---------------------------------------------------------------------
 
 
 def job_health(now: datetime.datetime | None = None) -> list[dict]:
-    """Per job: last run, last success, failures, consecutive failures, open alerts, and a
-    verdict: critical (failing past its alert threshold or a critical alert open), warning
-    (failing, or an alert open), good."""
+    """Per job: last run, last success, failures, consecutive failures, stalled runs, open
+    alerts, and a verdict: critical (failing past its alert threshold, a run stalled or a
+    critical alert open), warning (failing, or an alert open), good.
+
+    Consecutive failures are counted per company for a per-company job, and the job shows
+    its worst company's streak: one company failing while another succeeds is still failing."""
     now = now or timezone.now()
     week = now - datetime.timedelta(days=7)
     runs_of_job = JobRun.objects.filter(job=OuterRef("pk"))
     successes = runs_of_job.filter(status=RunStatus.SUCCEEDED).order_by("-finished_at")
-    # Consecutive failures: failed runs since the job's last success (all of them if none).
-    failures_since = (
-        runs_of_job.filter(status=RunStatus.FAILED, finished_at__gt=Coalesce(OuterRef("success_at"), Value(EPOCH)))
-        .values("job")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     definitions = list(
         JobDefinition.objects.filter(registered=True)
         .annotate(
             success_at=Subquery(successes.values("finished_at")[:1]),
             last_run_id=Subquery(runs_of_job.order_by("-created_at", "-pk").values("pk")[:1]),
         )
-        .annotate(consecutive=Coalesce(Subquery(failures_since), 0))
         .order_by("code")
     )
     last_runs = JobRun.objects.in_bulk([d.last_run_id for d in definitions if d.last_run_id])
@@ -155,17 +49,21 @@ def job_health(now: datetime.datetime | None = None) -> list[dict]:
         .annotate(n=Count("pk"))
         .values_list("job_id", "n")
     )
+    streaks = consecutive_failures()
     open_alerts: dict[int, Counter] = defaultdict(Counter)
-    for job_id, severity in JobAlert.objects.open().values_list("job_id", "severity"):
+    for job_id, severity, cause in JobAlert.objects.open().values_list("job_id", "severity", "cause"):
         open_alerts[job_id][severity] += 1
+        open_alerts[job_id][cause] += 1
     rows = []
     for definition in definitions:
-        consecutive, success_at = definition.consecutive, definition.success_at
+        consecutive, success_at = streaks.get(definition.pk, 0), definition.success_at
         last = last_runs.get(definition.last_run_id)
         alerts_open = open_alerts[definition.pk]
-        if consecutive >= definition.failure_alert_after or alerts_open[Severity.CRITICAL]:
+        opened = sum(alerts_open[severity] for severity in Severity.values)
+        stalled = alerts_open[Cause.STALLED]
+        if consecutive >= definition.failure_alert_after or alerts_open[Severity.CRITICAL] or stalled:
             health = "critical"
-        elif consecutive or sum(alerts_open.values()):
+        elif consecutive or opened:
             health = "warning"
         else:
             health = "good"
@@ -180,10 +78,37 @@ def job_health(now: datetime.datetime | None = None) -> list[dict]:
                 "seconds_since_success": (now - success_at).total_seconds() if success_at else None,
                 "failures_7d": failures.get(definition.pk, 0),
                 "consecutive_failures": consecutive,
-                "open_alerts": sum(alerts_open.values()),
+                "stalled_runs": stalled,
+                "open_alerts": opened,
             }
         )
     return rows
+
+
+def consecutive_failures() -> dict[int, int]:
+    """Per job id, the longest streak of failures since the last success among its
+    companies (or of the job itself, for a global one). One query whatever the number of jobs."""
+    own = Coalesce("company_id", Value(0))
+    last_success = (
+        JobRun.objects.filter(job=OuterRef("job"), status=RunStatus.SUCCEEDED)
+        .annotate(own=own)
+        .filter(own=OuterRef("own"))
+        .order_by("-finished_at")
+        .values("finished_at")[:1]
+    )
+    streaks = (
+        JobRun.objects.filter(status=RunStatus.FAILED)
+        .exclude(finished_at=None)
+        .annotate(own=own, since=Subquery(last_success))
+        .filter(Q(since__isnull=True) | Q(finished_at__gt=F("since")))
+        .values("job_id", "own")
+        .annotate(n=Count("pk"))
+        .values_list("job_id", "n")
+    )
+    worst: dict[int, int] = {}
+    for job_id, count in streaks:
+        worst[job_id] = max(worst.get(job_id, 0), count)
+    return worst
 
 
 HEALTH_ORDER = ("good", "warning", "critical")
@@ -233,6 +158,10 @@ def jobs_status(now: datetime.datetime | None = None) -> dict:
             for run in running
         ],
         "open_alerts": JobAlert.objects.open().count(),
+        "stalled": [
+            {"id": alert.run_id, "job": alert.job.code, "message": alert.message, "since": alert.created_at}
+            for alert in JobAlert.objects.open().filter(cause=Cause.STALLED).select_related("job")[:50]
+        ],
         "beat_leader": (
             {"holder": lease.holder, "since": lease.acquired_at, "lease_expires_at": lease.expires_at}
             if lease

@@ -56,6 +56,8 @@ def declaration(spec: JobSpec) -> dict:
         "runtime_threshold": spec.runtime_threshold,
         "failure_alert_after": spec.failure_alert_after,
         "depends_on": [dependency.as_json() for dependency in spec.depends_on],
+        "before": [dependency.as_json() for dependency in spec.before],
+        "backfill_notifies": spec.backfill_notifies,
         "catch_up": str(spec.catch_up),
         "catch_up_window": spec.catch_up_window,
         "key_by": str(spec.key_by),

@@ -4,6 +4,7 @@ when COUNTINGHOUSE_REQUIRE_SERVICES=1 (CI)."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import uuid
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 
 from tests.processes import QUEUES, PlatformProcess, celery
 
@@ -63,16 +65,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=message))
 
 
-BROKERS = {
-    "redis": lambda: settings.CELERY_BROKER_URL,
-    "rabbitmq": rabbitmq_url,
-}
+@pytest.fixture(scope="session")
+def rabbitmq_with_priorities() -> str:
+    """RabbitMQ, its task queues declared with priorities: a machine's RabbitMQ may still
+    hold them as declared before priorities, which every worker would refuse."""
+    url = rabbitmq_url()
+    call_command("migrate_priority_queues", "--broker", url, "--wait", "30", stdout=io.StringIO())
+    return url
 
 
 @pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 def broker_url(request) -> str:
     """Runs the test once with Redis and once with RabbitMQ as the broker."""
-    return BROKERS[request.param]()
+    if request.param == "rabbitmq":
+        return request.getfixturevalue("rabbitmq_with_priorities")
+    return settings.CELERY_BROKER_URL
 
 
 @pytest.fixture

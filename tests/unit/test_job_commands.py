@@ -80,7 +80,31 @@ def test_waiting_for_a_run_no_worker_takes_gives_up_after_the_timeout():
     message = run_job_error("SYS_PROBE", "--wait", "--timeout", "0")
 
     run = JobRun.objects.get(job__code="SYS_PROBE")
-    assert message == f"run {run.pk} still queued after 0s (is a worker running?)"
+    assert message == f"run {run.pk} still queued after 0s: is queued on default, waiting for a worker that consumes it"
+
+
+def test_waiting_for_a_held_run_says_what_it_waits_for():
+    with pytest.raises(CommandError) as raised:
+        run_job("TEST_DOWNSTREAM", "--date", "2026-11-02", "--wait", "--timeout", "0")
+
+    run = JobRun.objects.get(job__code="TEST_DOWNSTREAM")
+    assert (
+        str(raised.value) == f"run {run.pk} still waiting after 0s: waiting for TEST_UPSTREAM 2026-11-02 (no run yet)"
+    )
+
+
+def test_waiting_for_a_blocked_run_ends_at_once_naming_the_root_run(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run_job_error("TEST_UPSTREAM", "--date", "2026-11-02", "--param", "fail=true", "--inline")
+    upstream = JobRun.objects.get(job__code="TEST_UPSTREAM")
+
+    message = run_job_error("TEST_DOWNSTREAM", "--date", "2026-11-02", "--wait", "--timeout", "60")
+
+    run = JobRun.objects.get(job__code="TEST_DOWNSTREAM")
+    assert message == (
+        f"run {run.pk} blocked: upstream did not succeed: TEST_UPSTREAM 2026-11-02 (failed); "
+        f"the root is TEST_UPSTREAM 2026-11-02 (run {upstream.pk}, failed)"
+    )
 
 
 def test_an_inline_run_retries_a_passing_failure_until_it_succeeds():
@@ -215,7 +239,11 @@ def test_rerun_runs_a_finished_slot_again():
     assert err == ""
     assert ": succeeded" in out
     run.refresh_from_db()
-    assert (run.status, run.trigger, run.attempts) == (RunStatus.SUCCEEDED, Trigger.RETRY, 1)
+    assert (run.status, run.trigger, run.attempts) == (RunStatus.SUCCEEDED, Trigger.RETRY, 2)
+    assert list(run.attempt_history.values_list("number", "status", "trigger")) == [
+        (1, "succeeded", Trigger.MANUAL),
+        (2, "succeeded", Trigger.RETRY),
+    ]
     assert JobLog.objects.filter(run=run, message="re-run by an operator").exists()
     assert Group.objects.filter(name=f"write-{run.pk}").exists()
 

@@ -21,7 +21,7 @@ from scheduling.beat import Lease
 from scheduling.choices import CatchUp, Cause, RunStatus, Trigger
 from scheduling.models import BusinessCalendar, JobAlert, JobDefinition, JobLog, JobRun, JobSchedule
 from scheduling.registry import Param, ParamError, backoff
-from scheduling.services import alerts, execution, firing, monitoring, runs
+from scheduling.services import alerts, execution, firing, monitoring, runs, watchdog
 from scheduling.services.sync import sync_jobs
 
 pytestmark = pytest.mark.django_db
@@ -258,7 +258,9 @@ def test_a_finished_run_cannot_be_cancelled_and_a_failed_one_can_be_rerun():
         runs.cancel(run)
     run = runs.rerun(run)
 
-    assert (run.status, run.attempts, run.error, run.trigger) == (RunStatus.QUEUED, 0, "", Trigger.RETRY)
+    # a new round of tries, numbered after the first attempt, which keeps its own record
+    assert (run.status, run.attempts, run.tries, run.error, run.trigger) == (RunStatus.QUEUED, 1, 0, "", Trigger.RETRY)
+    assert list(run.attempt_history.values_list("number", "status")) == [(1, "failed")]
 
 
 def test_overlap_skip_skips_a_run_while_another_runs():
@@ -384,12 +386,16 @@ def test_an_upstream_failure_blocks_the_dependent_run_and_raises_an_alert(django
         execute(request("TEST_UPSTREAM", params={"fail": True}))
 
     downstream.refresh_from_db()
-    assert downstream.status == RunStatus.BLOCKED
-    alert = JobAlert.objects.get(cause=Cause.BLOCKED)
-    assert alert.run_id == downstream.pk
-    assert "TEST_UPSTREAM 2026-11-02 (failed)" in alert.message
+    upstream = JobRun.objects.get(job__code="TEST_UPSTREAM")
+    assert (downstream.status, downstream.blocked_by_id) == (RunStatus.BLOCKED, upstream.pk)
+    alert = JobAlert.objects.get(cause=Cause.BLOCKED)  # about the root, naming what it holds back
+    assert (alert.run_id, alert.job.code) == (upstream.pk, "TEST_UPSTREAM")
+    assert "TEST_UPSTREAM 2026-11-02 failed" in alert.message
+    assert "holds back 1 run(s): TEST_DOWNSTREAM 2026-11-02" in alert.message
     released = runs.release(downstream)
     assert released.status == RunStatus.QUEUED
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None  # nothing is held back by it any more
 
 
 def test_a_previous_period_dependency_looks_at_the_day_before():
@@ -596,8 +602,8 @@ def test_the_watchdog_reports_a_slot_without_a_run_once(quiet_platform):
         minute_schedule()
         firing.refresh_schedules()
     with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 20, tzinfo=UTC), tick=False):
-        first = monitoring.watchdog()
-        second = monitoring.watchdog()
+        first = watchdog.watchdog()
+        second = watchdog.watchdog()
 
     alert = JobAlert.objects.get(cause=Cause.MISSED_RUN)
     assert first["missed"] == second["missed"] > 0
@@ -611,7 +617,7 @@ def test_the_watchdog_retries_a_run_lost_with_its_worker(django_capture_on_commi
     JobRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=started, attempts=1, worker="w1")
 
     with django_capture_on_commit_callbacks() as sent:
-        found = monitoring.watchdog(now=started + datetime.timedelta(hours=2))
+        found = watchdog.watchdog(now=started + datetime.timedelta(hours=2))
 
     run.refresh_from_db()
     assert found["lost"] == 1
@@ -692,7 +698,7 @@ def test_job_health_takes_a_fixed_number_of_queries_however_many_jobs(django_ass
         execute(request("TEST_FAIL", DAY + datetime.timedelta(days=n)))
     execute(request("TEST_WRITE"))
 
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         rows = {row["job"]: row for row in monitoring.job_health()}
 
     assert (rows["TEST_FAIL"]["consecutive_failures"], rows["TEST_FAIL"]["health"]) == (3, "critical")

@@ -549,7 +549,7 @@ def test_cancelling_a_succeeded_run_is_a_409(staff_api):
     }
 
 
-def test_rerunning_a_failed_run_queues_it_with_its_attempts_reset(staff_api, staff):
+def test_rerunning_a_failed_run_queues_it_as_a_new_round_of_attempts(staff_api, staff):
     run = execute(ask("TEST_FAIL", datetime.date(2026, 11, 2)))
     assert (run.status, run.attempts) == (RunStatus.FAILED, 1)
 
@@ -558,7 +558,8 @@ def test_rerunning_a_failed_run_queues_it_with_its_attempts_reset(staff_api, sta
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == RunStatus.QUEUED
-    assert body["attempts"] == 0
+    assert (body["attempts"], body["tries"]) == (1, 0)  # the failed attempt stays on record; none tried anew
+    assert [(a["number"], a["status"]) for a in body["attempt_history"]] == [(1, "failed")]
     assert body["error"] == ""
     assert (body["trigger"], body["triggered_by"]) == (Trigger.RETRY, "staff")
 

@@ -2,23 +2,33 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.management.runs import add_run_arguments, companies, run_period
-from billing.services import periods
+from billing.jobs.invoicing import JOBS
+from billing.management.runs import companies, period_line
+from billing.models import Cadence, InvoiceRun
+from billing.services import invoicing, periods
 from config.commands import database_ready
-
-MAX_PERIODS = 600  # fifty years of months; a typo in a year should not start a century of runs
+from scheduling.choices import RunStatus
+from scheduling.cli import add_backfill_arguments, describe, finish, run_backfill
+from scheduling.models import JobDefinition
 
 
 class Command(BaseCommand):
     help = (
-        "Bill every period from --from to --to (inclusive), oldest first, as generate_invoices does for "
-        "one: periods already billed are skipped, so an interrupted backfill is finished by running it again."
+        "Backfill a cadence's invoice runs from --from to --to (periods, inclusive): the runs of its "
+        "BILLING_<CADENCE>_INVOICES job for every period that has none, oldest first, as `manage.py backfill` "
+        "makes them. Periods already billed are not billed again; a backfill notifies no customer. "
+        "--inline bills them here; --wait follows workers doing it."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--from", dest="first", required=True, help="the first period, e.g. 2025-09")
         parser.add_argument("--to", dest="last", required=True, help="the last period, e.g. 2026-01")
-        add_run_arguments(parser)
+        parser.add_argument("--cadence", default=Cadence.MONTHLY, choices=Cadence.values, help="default: monthly")
+        parser.add_argument("--company", help="company slug or id (default: every company)")
+        parser.add_argument("--no-consolidate", action="store_true", help="one invoice per enrolment")
+        parser.add_argument("--draft", action="store_true", help="leave the invoices as drafts")
+        parser.add_argument("--chunk-size", type=int, default=invoicing.CHUNK_CUSTOMERS, help="customers per chunk")
+        add_backfill_arguments(parser, dates=False)
 
     def handle(self, *args, **options) -> None:
         cadence = options["cadence"]
@@ -29,11 +39,19 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if last < first:
             raise CommandError(f"--to {options['last']} is before --from {options['first']}")
-        starts = periods.periods_between(cadence, first, last)
-        if len(starts) > MAX_PERIODS:
-            raise CommandError(f"{len(starts)} periods is more than {MAX_PERIODS}; backfill in parts")
         with database_ready():
             targets = companies(options["company"])
-            for start in starts:
-                for company in targets:
-                    run_period(self, company, start, options)
+            definition = JobDefinition.objects.get(code=JOBS[cadence])
+            params = {
+                "consolidate": not options["no_consolidate"],
+                "finalise": not options["draft"],
+                "chunk_size": options["chunk_size"],
+            }
+            company = targets[0] if options["company"] else None
+            made = run_backfill(self, definition, options, company=company, params=params, first=first, last=last)
+            records = {record.job_run_id: record for record in InvoiceRun.objects.filter(job_run__in=made)}
+            for run in made:
+                record = records.get(run.pk)
+                finished = run.status == RunStatus.SUCCEEDED and record is not None
+                self.stdout.write(period_line(record, "created") if finished else describe(run))
+            finish(made, options)

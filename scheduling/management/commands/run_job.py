@@ -6,13 +6,12 @@ from django.core.management.base import BaseCommand, CommandError
 from rest_framework.utils.encoders import JSONEncoder
 
 from config.commands import database_ready
-from config.companies import company_model
+from scheduling.api.jobs import RunDetailSerializer
 from scheduling.choices import FINISHED, RunStatus, Trigger
+from scheduling.cli import POLL_SECONDS, find_company, parse_param, waiting_for
 from scheduling.models import JobDefinition, JobRun
 from scheduling.registry import ParamError
 from scheduling.services import execution, runs
-
-POLL_SECONDS = 0.5
 
 
 class Command(BaseCommand):
@@ -41,12 +40,12 @@ class Command(BaseCommand):
         if definition is None:
             known = ", ".join(JobDefinition.objects.registered().values_list("code", flat=True))
             raise CommandError(f"no job {code}; known jobs: {known}")
-        params = dict(self._param(text) for text in options["param"])
+        params = dict(parse_param(text) for text in options["param"])
         try:
             run, created = runs.request_run(
                 definition,
                 business_date=self._date(options["date"]),
-                company=self._company(options["company"]),
+                company=find_company(options["company"]),
                 params=params,
                 trigger=Trigger.MANUAL,
             )
@@ -66,15 +65,9 @@ class Command(BaseCommand):
         if (options["wait"] or options["inline"]) and run.status != RunStatus.SUCCEEDED:
             why = run.error
             if not why and run.status in (RunStatus.WAITING, RunStatus.BLOCKED):
-                why = runs.dependency_status(run)[1]  # a held run has no error; its upstream is the reason
+                why = runs.dependency_status(run)[1]  # a held run has no error; its upstream (and root) is the reason
             why = " ".join(why.split())  # one line: a database error's DETAIL comes on a line of its own
             raise CommandError(f"run {run.pk} {run.status}" + (f": {why}" if why else ""))
-
-    def _param(self, text: str) -> tuple[str, str]:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise CommandError(f"--param {text!r} must be KEY=VALUE")
-        return key.strip(), value
 
     def _date(self, text: str | None) -> datetime.date | None:
         if not text:
@@ -84,32 +77,25 @@ class Command(BaseCommand):
         except ValueError:
             raise CommandError(f"--date {text!r} must be YYYY-MM-DD") from None
 
-    def _company(self, text: str | None):
-        if not text:
-            return None
-        model = company_model()
-        field_names = {field.name for field in model._meta.fields}
-        found = model._default_manager.filter(slug=text).first() if "slug" in field_names else None
-        if found is None and text.isdigit():
-            found = model._default_manager.filter(pk=int(text)).first()
-        if found is None:
-            raise CommandError(f"no company {text!r}")
-        return found
-
     def _wait(self, run: JobRun, timeout: float) -> JobRun:
+        """Wait for the run to finish, saying what it waits for whenever that changes: its
+        upstream runs, a worker, a retry's delay. A blocked run ends the wait at once."""
         deadline = time.monotonic() + timeout
+        told = ""
         while run.status not in FINISHED | {RunStatus.BLOCKED}:
+            what = waiting_for(run)
+            if what != told:
+                self.stderr.write(f"run {run.pk} {what}")
+                told = what
             if time.monotonic() > deadline:
-                raise CommandError(f"run {run.pk} still {run.status} after {timeout:.0f}s (is a worker running?)")
+                raise CommandError(f"run {run.pk} still {run.status} after {timeout:.0f}s: {what}")
             time.sleep(POLL_SECONDS)
             run.refresh_from_db()
         return run
 
     def _print(self, run: JobRun, as_json: bool) -> None:
-        from scheduling.api.jobs import RunSerializer
-
         if as_json:
-            self.stdout.write(json.dumps(RunSerializer(run).data, cls=JSONEncoder, indent=2))
+            self.stdout.write(json.dumps(RunDetailSerializer(run).data, cls=JSONEncoder, indent=2))
             return
         took = f" in {run.duration:.2f}s" if run.duration is not None else ""
         counts = ", ".join(f"{name} {getattr(run, name)}" for name in execution.COUNTERS)

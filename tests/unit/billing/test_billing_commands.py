@@ -13,6 +13,8 @@ from django.core.management import CommandError, call_command
 from billing.models import Invoice, InvoiceRun
 from ledger.models import Period, PeriodStatus
 from ledger.services import periods as ledger_periods
+from notifications.models import Delivery, Notification
+from scheduling.models import JobRun
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,25 +70,51 @@ def test_draft_leaves_unnumbered_invoices(school):
     assert set(Invoice.objects.values_list("status", "number")) == {("draft", "")}
 
 
-def test_backfill_bills_every_period_oldest_first(school):
-    out, _ = run("backfill_invoices", "--from", "2025-09", "--to", "2026-01")
+def test_backfill_bills_every_period_oldest_first_and_notifies_nobody(school, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        out, err = run("backfill_invoices", "--from", "2025-09", "--to", "2026-01", "--inline")
 
     lines = out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == [
         f"acme {month} monthly" for month in ("2025-09", "2025-10", "2025-11", "2025-12", "2026-01")
     ]
+    assert all(line.endswith("skipped 0 already there, notified 0") for line in lines)
+    assert "BILLING_MONTHLY_INVOICES 2025-09-01 to 2026-01-01: created 5 run(s)" in err
     assert Invoice.objects.count() == 15
     numbers = sorted(Invoice.objects.values_list("number", flat=True))
     assert numbers == [f"INV-{n:06d}" for n in range(1, 16)]
     first = Invoice.objects.get(number="INV-000001")
     assert first.period_start == datetime.date(2025, 9, 1)
+    # the customers' notices are on record, sent to nobody
+    issued = Notification.objects.filter(kind="invoice_issued")
+    assert issued.count() == 15
+    assert set(Delivery.objects.filter(notification__in=issued).values_list("status", flat=True)) == {"suppressed"}
+    runs = JobRun.objects.filter(job__code="BILLING_MONTHLY_INVOICES").order_by("slot_at")
+    assert [(r.run_key, r.trigger, r.notify) for r in runs] == [
+        (month, "backfill", False) for month in ("2025-09", "2025-10", "2025-11", "2025-12", "2026-01")
+    ]
 
 
-def test_backfill_dry_run_writes_nothing(school):
-    out, _ = run("backfill_invoices", "--from", "2025-11", "--to", "2026-01", "--dry-run")
+def test_backfill_dry_run_lists_the_slots_and_makes_nothing(school):
+    out, err = run("backfill_invoices", "--from", "2025-11", "--to", "2026-01", "--dry-run")
 
-    assert out.count("would create 3 invoices") == 3
+    assert out.strip().splitlines() == [
+        f"{key} (company {school.pk}): create" for key in ("2025-11", "2025-12", "2026-01")
+    ]
+    assert "would create 3 run(s)" in err
     assert not Invoice.objects.exists()
+    assert not JobRun.objects.exists()
+
+
+def test_backfill_leaves_a_billed_period_s_run_alone(school, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run("backfill_invoices", "--from", "2025-12", "--to", "2025-12", "--inline")
+
+        out, err = run("backfill_invoices", "--from", "2025-11", "--to", "2026-01", "--inline")
+
+    assert [line.split(":")[0] for line in out.strip().splitlines()] == ["acme 2025-11 monthly", "acme 2026-01 monthly"]
+    assert "created 2 run(s), re-ran 0 failed, left 1 succeeded" in err
+    assert Invoice.objects.count() == 9
 
 
 @pytest.mark.parametrize(
@@ -98,7 +126,8 @@ def test_backfill_dry_run_writes_nothing(school):
         ("generate_invoices", ["--period", "2026-01", "--company", "nobody"], "no company 'nobody'"),
         ("generate_invoices", ["--period", "2026-01", "--chunk-size", "0"], "--chunk-size must be at least 1"),
         ("backfill_invoices", ["--from", "2026-02", "--to", "2026-01"], "--to 2026-01 is before --from 2026-02"),
-        ("backfill_invoices", ["--from", "1900-01", "--to", "2026-01"], "is more than 600; backfill in parts"),
+        ("backfill_invoices", ["--from", "1900-01", "--to", "2026-01"], "is more than JOB_BACKFILL_MAX_RUNS (400)"),
+        ("backfill_invoices", ["--from", "2026-01", "--to", "2026-01", "--chunk-size", "0"], "chunk_size: must be at"),
     ],
 )
 def test_bad_arguments_end_with_one_readable_line(school, command, args, message):
