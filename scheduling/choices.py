@@ -60,13 +60,13 @@ class CatchUp(models.TextChoices):
 class KeyBy(models.TextChoices):
     """The granularity of a job's slot: one run per minute, hour, business date or period."""
 
-    MINUTE = "minute"
-    HOUR = "hour"
+    MINUTE = "minute", "minute"
+    HOUR = "hour", "hour"
     DAY = "day", "business date"
     WEEK = "week", "ISO week"
-    MONTH = "month"
-    QUARTER = "quarter"
-    YEAR = "year"
+    MONTH = "month", "month"
+    QUARTER = "quarter", "quarter"
+    YEAR = "year", "year"
 
 
 class Scope(models.TextChoices):

@@ -7,6 +7,7 @@ import factory.random
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from billing.services import recurring
 from ledger.models import Account, AccountType, Company, Membership
 
 factory.random.reseed_random(20261121)
@@ -173,3 +174,24 @@ class EnrolmentFactory(factory.django.DjangoModelFactory):
     customer = factory.SubFactory(CustomerFactory, company=factory.SelfAttribute("..company"))
     fee_structure = factory.SubFactory(FeeStructureFactory, company=factory.SelfAttribute("..company"))
     start_date = datetime.date(2025, 9, 1)
+
+
+class RecurringTemplateFactory(factory.django.DjangoModelFactory):
+    """A monthly invoice template from 1 January 2026, saved through the service."""
+
+    class Meta:
+        model = "billing.RecurringTemplate"
+
+    company = factory.SubFactory(CompanyFactory)
+    name = factory.Sequence(lambda n: f"Template {n}")
+    frequency = "monthly"
+    amount = "100.00"
+    currency = ""
+    generates = "invoice"
+    customer = factory.SubFactory(CustomerFactory, company=factory.SelfAttribute("..company"))
+    start_date = datetime.date(2026, 1, 1)
+    days_ahead = 0
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return recurring.save_template(model_class(*args, **kwargs))

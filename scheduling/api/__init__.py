@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from scheduling.api import jobs
+from scheduling.api import jobs, schedules
 from scheduling.api.health import HealthView
 
 urlpatterns = [
@@ -11,8 +11,9 @@ urlpatterns = [
     path("system/jobs/status", jobs.JobsStatus.as_view(), name="jobs-status"),
     path("system/jobs/health", jobs.JobsHealth.as_view(), name="jobs-health"),
     path("system/jobs/<str:code>", jobs.JobDetail.as_view(), name="job-detail"),
-    path("system/schedules", jobs.ScheduleList.as_view(), name="schedule-list"),
-    path("system/schedules/<int:pk>", jobs.ScheduleDetail.as_view(), name="schedule-detail"),
+    path("system/jobs/<str:code>/backfill", schedules.JobBackfill.as_view(), name="job-backfill"),
+    path("system/schedules", schedules.ScheduleList.as_view(), name="schedule-list"),
+    path("system/schedules/<int:pk>", schedules.ScheduleDetail.as_view(), name="schedule-detail"),
     path("system/runs", jobs.RunList.as_view(), name="run-list"),
     path("system/runs/<int:pk>", jobs.RunDetail.as_view(), name="run-detail"),
     path("system/runs/<int:pk>/logs", jobs.RunLogs.as_view(), name="run-logs"),

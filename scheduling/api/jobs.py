@@ -31,23 +31,6 @@ class StaffOnly(permissions.IsAdminUser):
 # --- Serializers -------------------------------------------------------------------------------
 
 
-class ScheduleSerializer(serializers.ModelSerializer):
-    job = serializers.CharField(source="job.code")
-    timing = serializers.CharField(source="describe")
-    enabled = serializers.BooleanField(source="periodic_task.enabled")
-    next_fires = serializers.SerializerMethodField()
-
-    class Meta:
-        model = JobSchedule
-        fields = ["id", "job", "timing", "company", "enabled", "next_fire_at", "last_slot_at", "next_fires"]
-
-    def get_next_fires(self, schedule: JobSchedule) -> list[str] | dict:
-        try:
-            return [fire.isoformat() for fire in schedule.next_fires(count=10)]
-        except ValueError as exc:
-            return {"error": str(exc)}
-
-
 class JobSerializer(serializers.ModelSerializer):
     parameters = serializers.SerializerMethodField()
     schedules = serializers.SerializerMethodField()
@@ -245,21 +228,6 @@ class JobDetail(generics.RetrieveAPIView):
     serializer_class = JobSerializer
     lookup_field = "code"
     queryset = JobList.queryset
-
-
-class ScheduleList(generics.ListAPIView):
-    """Job schedules with their next 10 fire times (calendar rules and timezones applied)."""
-
-    permission_classes = [StaffOnly]
-    serializer_class = ScheduleSerializer
-    cursor_ordering = ("pk",)
-    queryset = JobSchedule.objects.with_timing()
-
-
-class ScheduleDetail(generics.RetrieveAPIView):
-    permission_classes = [StaffOnly]
-    serializer_class = ScheduleSerializer
-    queryset = ScheduleList.queryset
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT)

@@ -198,5 +198,10 @@ class Migration(migrations.Migration):
             model_name='jobattempt',
             constraint=models.UniqueConstraint(fields=('run', 'number'), name='jobattempt_once_per_number'),
         ),
+        migrations.AlterField(
+            model_name='jobdefinition',
+            name='key_by',
+            field=models.CharField(choices=[('minute', 'minute'), ('hour', 'hour'), ('day', 'business date'), ('week', 'ISO week'), ('month', 'month'), ('quarter', 'quarter'), ('year', 'year')], default='day', max_length=10),
+        ),
         migrations.RunPython(record_latest_attempts, migrations.RunPython.noop),
     ]

@@ -336,7 +336,7 @@ def quiet(run: JobRun):
     layer imports no notifications app."""
     if run.notify:
         return contextlib.nullcontext()
-    return import_string(settings.JOB_SILENCE)(f"{run.get_trigger_display()} run {run.pk} of {run.job.code}")
+    return import_string(settings.JOB_SILENCE)(f"backfill run {run.pk} of {run.job.code}")
 
 
 def _body_done(ctx: JobContext, task_id: str) -> str:

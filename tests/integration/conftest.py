@@ -145,6 +145,17 @@ def start_beat(platform_env, processes, tmp_path):
     return start
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_cache():
+    """Run ids start again with each session's new test database: what an earlier session
+    left in the shared cache (a cancellation asked for its run 3) must not reach this
+    session's run 3."""
+    if settings.MODE == "distributed" and not missing_services():
+        from django.core.cache import cache
+
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def empty_queues(request):
     """Messages left by an earlier, interrupted run must not reach this test's workers."""

@@ -147,10 +147,39 @@ def test_a_dependent_job_starts_after_its_upstream_and_is_blocked_when_it_fails(
 
     other_day = DAY + datetime.timedelta(days=1)
     blocked = request("TEST_DOWNSTREAM", other_day)
-    assert finished(request("TEST_UPSTREAM", other_day, fail=True)).status == RunStatus.FAILED
+    root = finished(request("TEST_UPSTREAM", other_day, fail=True))
+    assert root.status == RunStatus.FAILED
     blocked = finished(blocked)
-    assert blocked.status == RunStatus.BLOCKED
-    assert JobAlert.objects.open().get(cause=Cause.BLOCKED).run_id == blocked.pk
+    assert (blocked.status, blocked.blocked_by_id) == (RunStatus.BLOCKED, root.pk)
+    assert JobAlert.objects.open().get(cause=Cause.BLOCKED).run_id == root.pk  # the alert is about the root
 
     runs.release(blocked)
     assert finished(blocked).status == RunStatus.SUCCEEDED
+
+
+def test_a_failed_root_blocks_a_three_link_chain_and_its_re_run_lets_the_chain_finish_in_order(start_worker):
+    start_worker(concurrency=2)
+    extra = finished(request("TEST_CHAIN_EXTRA"))
+    second, third = request("TEST_CHAIN_2"), request("TEST_CHAIN_3")
+    Group.objects.create(name="fail-TEST_CHAIN_1")
+
+    root = finished(request("TEST_CHAIN_1"))
+
+    assert root.status == RunStatus.FAILED
+    held = [
+        wait_for(lambda r=r: JobRun.objects.filter(pk=r.pk, status=RunStatus.BLOCKED).first()) for r in (second, third)
+    ]
+    assert [run.blocked_by_id for run in held] == [root.pk, root.pk]
+    alert = JobAlert.objects.open().get(cause=Cause.BLOCKED)
+    assert "holds back 2 run(s)" in alert.message
+
+    Group.objects.filter(name="fail-TEST_CHAIN_1").delete()
+    runs.rerun(root)
+    done = [finished(run) for run in (root, second, third)]
+
+    assert [run.status for run in done] == [RunStatus.SUCCEEDED] * 3
+    assert extra.finished_at < done[1].started_at
+    assert done[0].finished_at < done[1].started_at and done[1].finished_at < done[2].started_at
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+    assert list(done[0].attempt_history.values_list("number", "status")) == [(1, "failed"), (2, "succeeded")]

@@ -8,6 +8,7 @@ import datetime
 import io
 import uuid
 
+import kombu.pools
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -30,20 +31,23 @@ HOLDING = ".priority-migration"
 def send_through(settings, monkeypatch):
     """Make this process send to a broker as a process configured with it would: priorities
     mapped for it, messages through it."""
-    pools = []
 
     def point(broker_url: str) -> None:
         settings.CELERY_BROKER_URL = broker_url  # what runs.task_options maps priorities for
         monkeypatch.setenv("CELERY_BROKER_URL", broker_url)  # Celery reads the variable before its settings
-        # The pools lead to the broker of the settings; new ones are made on the next send.
-        monkeypatch.setattr(app, "_pool", None)
-        monkeypatch.setattr(app.amqp, "_producer_pool", None)
-        pools.append(True)
+        fresh_pools()
 
     yield point
-    if pools:
-        app.amqp.producer_pool.force_close_all()
-        app.pool.force_close_all()
+    fresh_pools()
+
+
+def fresh_pools() -> None:
+    """Drop the connection and producer pools: the next send makes them anew, for the broker
+    then configured. kombu keeps producer pools in a registry shared by the whole process, so
+    closing one in place would close it for every later test too."""
+    kombu.pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def ask(code: str, key: str, priority: int | None = None, **params) -> JobRun:

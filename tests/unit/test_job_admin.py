@@ -310,8 +310,9 @@ def test_run_page_is_read_only_and_links_its_log_exports(admin_client, health):
 
     assert 'name="_save"' not in page
     assert f"export/?format=csv&amp;run__id__exact={run.pk}" in page
-    log_inline = response.context["inline_admin_formsets"][1]
+    attempts, _chunks, log_inline = response.context["inline_admin_formsets"]
     assert len(log_inline.formset.forms) == 200
+    assert attempts.formset.prefix == "attempt_history"
     assert admin_client.post(url(JobRun, "change", run.pk), {}).status_code == 403
 
 

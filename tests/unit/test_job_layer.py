@@ -4,7 +4,6 @@ dependencies, alerts, firing with catch-up, the beat lease and the watchdog."""
 from __future__ import annotations
 
 import datetime
-import json
 
 import pytest
 import time_machine
@@ -19,7 +18,7 @@ from notifications.services import delivery as notification_delivery
 from scheduling import registry
 from scheduling.beat import Lease
 from scheduling.choices import CatchUp, Cause, RunStatus, Trigger
-from scheduling.models import BusinessCalendar, JobAlert, JobDefinition, JobLog, JobRun, JobSchedule
+from scheduling.models import BusinessCalendar, JobAlert, JobDefinition, JobLog, JobPerformance, JobRun, JobSchedule
 from scheduling.registry import Param, ParamError, backoff
 from scheduling.services import alerts, execution, firing, monitoring, runs, watchdog
 from scheduling.services.sync import sync_jobs
@@ -481,8 +480,8 @@ def quiet_platform():
     JobSchedule.objects.exclude(job__code__startswith="TEST_").delete()
 
 
-def minute_schedule(code: str = "TEST_MINUTE", **task) -> JobSchedule:
-    crontab, _ = CrontabSchedule.objects.get_or_create(minute="*", hour="*", timezone="UTC")
+def minute_schedule(code: str = "TEST_MINUTE", crontab: dict | None = None, **task) -> JobSchedule:
+    crontab = CrontabSchedule.objects.create(**{"minute": "*", "hour": "*", "timezone": "UTC", **(crontab or {})})
     periodic = PeriodicTask.objects.create(name=f"{code} {task}", task="scheduling.fire_job", crontab=crontab, **task)
     return JobSchedule.objects.create(job=definition(code), periodic_task=periodic)
 
@@ -512,25 +511,40 @@ def test_two_beats_firing_the_same_slot_create_one_run(quiet_platform):
 
 
 @pytest.mark.parametrize(
-    ("policy", "expected_keys", "missed_alert"),
+    ("policy", "expected_keys"),
     [
-        (CatchUp.SKIP, ["2026-11-21T09:10+0000"], True),
-        (CatchUp.LATEST, ["2026-11-21T09:10+0000"], True),
-        (CatchUp.ALL, [f"2026-11-21T09:{m:02d}+0000" for m in range(5, 11)], True),
+        # beat is back at 09:12:30: 09:05 and 09:10 were missed (older than a minute), none is on time
+        (CatchUp.SKIP, []),
+        (CatchUp.LATEST, ["2026-11-21T09:10+0000"]),
+        (CatchUp.ALL, ["2026-11-21T09:05+0000", "2026-11-21T09:10+0000"]),
     ],
 )
-def test_catch_up_policy_decides_which_missed_slots_run(quiet_platform, policy, expected_keys, missed_alert):
-    JobDefinition.objects.filter(code="TEST_MINUTE").update(catch_up=policy, catch_up_window=330)
-    minute_schedule()
+def test_catch_up_policy_decides_which_missed_slots_run(quiet_platform, policy, expected_keys):
+    JobDefinition.objects.filter(code="TEST_MINUTE").update(catch_up=policy, catch_up_window=600)
+    minute_schedule(crontab=dict(minute="*/5"))
     with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, 30, tzinfo=UTC), tick=False):
         firing.refresh_schedules()
-    # beat was down from 09:01 to 09:10:20
-    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 10, 20, tzinfo=UTC), tick=False):
+    # beat was down from 09:01 to 09:12:30
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 12, 30, tzinfo=UTC), tick=False):
         firing.fire_due()
 
     keys = sorted(JobRun.objects.values_list("run_key", flat=True))
     assert keys == expected_keys
-    assert JobAlert.objects.filter(cause=Cause.MISSED_RUN).exists() == missed_alert
+    # the slots not run are told, whichever they are
+    missed = JobAlert.objects.filter(cause=Cause.MISSED_RUN).values_list("message", flat=True).first()
+    not_run = 2 - len(expected_keys)
+    assert (missed or "").startswith(f"TEST_MINUTE: {not_run} slot(s)") if not_run else missed is None
+
+
+def test_catch_up_all_runs_only_what_its_window_reaches(quiet_platform):
+    JobDefinition.objects.filter(code="TEST_MINUTE").update(catch_up=CatchUp.ALL, catch_up_window=300)
+    minute_schedule(crontab=dict(minute="*/5"))
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, 30, tzinfo=UTC), tick=False):
+        firing.refresh_schedules()
+    with time_machine.travel(datetime.datetime(2026, 11, 21, 9, 12, 30, tzinfo=UTC), tick=False):
+        firing.fire_due()
+
+    assert list(JobRun.objects.values_list("run_key", flat=True)) == ["2026-11-21T09:10+0000"]
 
 
 @time_machine.travel(datetime.datetime(2026, 11, 21, 9, 0, 30, tzinfo=UTC), tick=False)
@@ -637,13 +651,79 @@ def test_log_cleanup_deletes_only_what_is_older_than_the_retention():
     assert list(JobLog.objects.values_list("pk", flat=True)) == [fresh.pk]
 
 
-def test_system_jobs_run_inline():
-    health = execute(request("SYS_HEALTH_CHECK"))
-    stats = execute(request("SYS_PERFORMANCE_STATS"))
+def test_the_health_check_job_records_each_check_and_fails_when_a_critical_one_fails(monkeypatch):
+    from scheduling import health
 
-    assert health.result["checks"]["database"]["ok"] is True
-    assert stats.status == RunStatus.SUCCEEDED
-    assert json.dumps(stats.result)
+    ok = execute(request("SYS_HEALTH_CHECK"))
+    assert ok.status == RunStatus.SUCCEEDED
+    assert ok.result["checks"]["database"]["ok"] is True
+    assert set(ok.result["checks"]) == {"database", "broker", "cache", "workers", "beat"}
+    messages = list(JobLog.objects.filter(run=ok).values_list("message", flat=True))
+    assert any(message.startswith("database: ok") for message in messages)
+
+    def down():
+        raise RuntimeError("the cache is down")
+
+    monkeypatch.setitem(health.CHECKS, "cache", down)
+    failed = execute(request("SYS_HEALTH_CHECK", DAY + datetime.timedelta(days=1)))
+    assert (failed.status, failed.error) == (RunStatus.FAILED, "JobError: critical health checks failing: cache")
+
+
+def test_performance_stats_stores_each_job_s_percentiles_of_the_window():
+    write, fail = definition("TEST_WRITE"), definition("TEST_FAIL")
+    now = datetime.datetime(2026, 11, 21, 5, 0, tzinfo=UTC)
+    durations = [float(n) for n in range(1, 21)]  # 1 s to 20 s
+    for n, duration in enumerate(durations):
+        JobRun.objects.create(
+            job=write,
+            run_key=f"k{n}",
+            business_date=DAY,
+            slot_at=now,
+            trigger=Trigger.MANUAL,
+            status=RunStatus.SUCCEEDED,
+            duration=duration,
+            finished_at=now - datetime.timedelta(hours=n + 1),
+        )
+    JobRun.objects.create(
+        job=fail, run_key="f", business_date=DAY, slot_at=now, trigger="manual", status="failed", finished_at=now
+    )
+    JobRun.objects.create(  # outside the window: not counted
+        job=write,
+        run_key="old",
+        business_date=DAY,
+        slot_at=now,
+        trigger="manual",
+        status="succeeded",
+        duration=999.0,
+        finished_at=now - datetime.timedelta(days=8),
+    )
+
+    with time_machine.travel(now + datetime.timedelta(seconds=1), tick=False):
+        run = execute(request("SYS_PERFORMANCE_STATS"))
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.result["TEST_WRITE"] == {"runs": 20, "p50": 10.0, "p95": 19.0, "p99": 20.0}
+    assert run.result["TEST_FAIL"] == {"runs": 1, "p50": None, "p95": None, "p99": None}
+    stored = JobPerformance.objects.get(job=write)
+    assert (stored.runs, stored.succeeded, stored.failed, stored.longest) == (20, 20, 0, 20.0)
+    assert stored.window_end - stored.window_start == datetime.timedelta(days=7)
+
+
+def test_session_cleanup_deletes_only_expired_sessions():
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    expired, live = SessionStore(), SessionStore()
+    expired.create()
+    live.create()
+    Session.objects.filter(session_key=expired.session_key).update(
+        expire_date=datetime.datetime(2020, 1, 1, tzinfo=UTC)
+    )
+
+    run = execute(request("SYS_USER_SESSION_CLEANUP"))
+
+    assert (run.status, run.processed, run.result) == (RunStatus.SUCCEEDED, 1, {"deleted": 1})
+    assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
 
 
 UK_HOLIDAYS_2026 = ["2026-01-01", "2026-04-03", "2026-04-06", "2026-05-04", "2026-05-25", "2026-08-31", "2026-12-25"]

@@ -129,6 +129,7 @@ def notification_factory(name: str):
 OWNED_OBJECT = {
     "api/v1/companies/<pk>": lambda company: company.pk,
     "api/v1/system/jobs/<code>": lambda company: "TEST_PER_COMPANY",
+    "api/v1/system/jobs/<code>/backfill": lambda company: "TEST_PER_COMPANY",
     "api/v1/system/schedules/<pk>": first_schedule,
     "api/v1/system/runs/<pk>": company_run,
     "api/v1/system/runs/<pk>/logs": company_run,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
-import factory
 import pytest
 import time_machine
 from django.core.cache import cache
@@ -32,31 +31,11 @@ from scheduling.choices import RunStatus
 from scheduling.models import JobDefinition
 from scheduling.services import execution, runs
 from tests.factories import CompanyFactory, CustomerFactory
+from tests.factories import RecurringTemplateFactory as TemplateFactory
 
 pytestmark = pytest.mark.django_db
 
 D = datetime.date
-
-
-class TemplateFactory(factory.django.DjangoModelFactory):
-    """A monthly invoice template from 1 January 2026, saved through the service."""
-
-    class Meta:
-        model = RecurringTemplate
-
-    company = factory.SubFactory(CompanyFactory)
-    name = factory.Sequence(lambda n: f"Template {n}")
-    frequency = Frequency.MONTHLY
-    amount = Decimal("100.00")
-    currency = ""
-    generates = Generates.INVOICE
-    customer = factory.SubFactory(CustomerFactory, company=factory.SelfAttribute("..company"))
-    start_date = D(2026, 1, 1)
-    days_ahead = 0
-
-    @classmethod
-    def _create(cls, model_class, *args, **kwargs):
-        return recurring.save_template(model_class(*args, **kwargs))
 
 
 def journal(company, chart, **fields) -> RecurringTemplate:
@@ -410,36 +389,6 @@ def test_an_occurrence_claimed_elsewhere_is_skipped_not_generated_again(company,
     assert list(Invoice.objects.values_list("issue_date", flat=True)) == [D(2026, 2, 1)]
     template.refresh_from_db()
     assert (template.total_generated, template.next_generation_date) == (1, D(2026, 3, 1))
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs one writer at a time: no race to lose")
-@pytest.mark.django_db(transaction=True)
-def test_two_workers_at_once_generate_each_occurrence_once(company, books, customer):
-    import threading
-
-    from django.db import connections
-
-    TemplateFactory(company=company, customer=customer, start_date=D(2026, 1, 1))
-    journal(company, books, frequency=Frequency.DAILY, start_date=D(2026, 1, 1))
-    start, outcomes = threading.Barrier(2), []
-
-    def worker():
-        try:
-            start.wait()
-            outcomes.append(recurring.generate_due())
-        finally:
-            connections.close_all()
-
-    with on(D(2026, 1, 31)):
-        workers = [threading.Thread(target=worker) for _ in range(2)]
-        for thread in workers:
-            thread.start()
-        for thread in workers:
-            thread.join()
-
-    assert sorted(o.created for o in outcomes) == [0, 32]
-    assert Invoice.objects.count() == 1
-    assert RecurringGeneration.objects.count() == JournalEntry.objects.count() == 32
 
 
 # --- What is generated ------------------------------------------------------------------------------

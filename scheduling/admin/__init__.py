@@ -18,7 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, IntegerField, Min, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet, ModelForm
-from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponseBadRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -26,6 +26,7 @@ from django.utils.text import Truncator
 from django_celery_beat.models import PeriodicTasks
 
 from scheduling import calendar
+from scheduling.admin.backfill import backfill_view
 from scheduling.choices import RunStatus, Scope, Trigger
 from scheduling.models import (
     BeatHeartbeat,
@@ -33,6 +34,7 @@ from scheduling.models import (
     BusinessCalendar,
     Holiday,
     JobAlert,
+    JobAttempt,
     JobChunk,
     JobDefinition,
     JobLog,
@@ -144,14 +146,27 @@ class JobDefinitionAdmin(admin.ModelAdmin):
     list_display = ["code", "title", "queue", "enabled", "registered", "last_run", "next_fire", "success_rate"]
     list_filter = ["enabled", "registered", "queue", "scope"]
     search_fields = ["code", "title"]
-    readonly_fields = ["code", "registered", "parameters", "declared_json", "created_at", "updated_at"]
-    actions = ["run_now"]
+    readonly_fields = ["code", "registered", "backfill", "parameters", "declared_json", "created_at", "updated_at"]
+    actions = ["run_now", "backfill_range"]
     fieldsets = [
-        (None, {"fields": ["code", "title", "description", "enabled", "registered"]}),
+        (None, {"fields": ["code", "title", "description", "enabled", "registered", "backfill"]}),
         ("Execution", {"fields": ["queue", "priority", "time_limit", "overlap", "max_concurrent"]}),
         ("Retries", {"fields": ["max_retries", "backoff_base", "backoff_cap"]}),
         ("Alerts", {"fields": ["runtime_threshold", "failure_alert_after"]}),
-        ("Schedule behaviour", {"fields": ["catch_up", "catch_up_window", "key_by", "scope", "depends_on"]}),
+        (
+            "Schedule behaviour",
+            {
+                "fields": [
+                    "catch_up",
+                    "catch_up_window",
+                    "key_by",
+                    "scope",
+                    "depends_on",
+                    "before",
+                    "backfill_notifies",
+                ]
+            },
+        ),
         ("Parameters", {"fields": ["parameters", "default_params"]}),
         ("Declaration", {"classes": ["collapse"], "fields": ["declared_json", "created_at", "updated_at"]}),
     ]
@@ -204,6 +219,28 @@ class JobDefinitionAdmin(admin.ModelAdmin):
         if not obj.finished_30d:
             return "—"
         return f"{obj.succeeded_30d}/{obj.finished_30d} ({obj.succeeded_30d / obj.finished_30d:.0%})"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(lambda request, object_id: backfill_view(self, request, object_id))
+        return [
+            path("<path:object_id>/backfill/", view, name="scheduling_jobdefinition_backfill"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="backfill")
+    def backfill(self, obj):
+        if obj is None or obj.pk is None or not obj.registered:
+            return "—"
+        url = reverse("admin:scheduling_jobdefinition_backfill", args=[obj.pk])
+        return format_html('<a href="{}">Backfill a range of past slots…</a>', url)
+
+    @admin.action(description="Backfill a range of past slots…", permissions=["change"])
+    def backfill_range(self, request, queryset):
+        chosen = list(queryset[:2])
+        if len(chosen) != 1:
+            self.message_user(request, "Choose one job to backfill.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:scheduling_jobdefinition_backfill", args=[chosen[0].pk]))
 
     @admin.display(description="declared parameters")
     def parameters(self, obj):
@@ -272,6 +309,8 @@ class JobScheduleAdmin(admin.ModelAdmin):
         "rule_month",
         "shift",
         "business_calendar",
+        ("start_within", "start_by"),
+        ("end_within", "end_by"),
         "next_fire_times",
         "next_fire_at",
         "last_slot_at",
@@ -344,6 +383,13 @@ class JobChunkInline(ReadOnlyInline):
     verbose_name_plural = f"chunks (first {INLINE_LIMIT})"
 
 
+class JobAttemptInline(ReadOnlyInline):
+    model = JobAttempt
+    fields = ["number", "status", "trigger", "started_at", "finished_at", "duration", "worker", "error"]
+    ordering = ["number"]
+    verbose_name_plural = "attempts"
+
+
 class JobLogInline(ReadOnlyInline):
     model = JobLog
     formset = LimitedFormSet
@@ -392,14 +438,43 @@ class JobRunAdmin(ReadOnlyAdmin):
     search_fields = ["run_key", "job__code", "error"]
     show_full_result_count = False  # a second COUNT over the whole runs table, for a number nobody reads
     actions = ["cancel_runs", "rerun_runs", "release_runs"]
-    inlines = [JobChunkInline, JobLogInline]
-    readonly_fields = ["progress", "log_links"]
+    inlines = [JobAttemptInline, JobChunkInline, JobLogInline]
+    readonly_fields = ["progress", "log_links", "waiting_for"]
     fieldsets = [
         (None, {"fields": ["job", "run_key", "company", "business_date", "slot_at", "time_zone", "params"]}),
-        ("State", {"fields": ["status", "trigger", "triggered_by", "attempts", "cancel_requested", "log_links"]}),
+        (
+            "State",
+            {
+                "fields": [
+                    "status",
+                    "waiting_for",
+                    "blocked_by",
+                    "after_run",
+                    "trigger",
+                    "triggered_by",
+                    "schedule",
+                    ("attempts", "first_attempt"),
+                    "notify",
+                    "cancel_requested",
+                    "log_links",
+                ]
+            },
+        ),
         (
             "Timing",
-            {"fields": ["created_at", "queued_at", "started_at", "body_finished_at", "finished_at", "duration"]},
+            {
+                "fields": [
+                    "created_at",
+                    "queued_at",
+                    "due_at",
+                    "started_at",
+                    "progress_at",
+                    "body_finished_at",
+                    "finished_at",
+                    "duration",
+                    ("start_deadline_at", "end_deadline_at"),
+                ]
+            },
         ),
         (
             "Progress",
@@ -438,6 +513,12 @@ class JobRunAdmin(ReadOnlyAdmin):
     @admin.display(description="processed/created/skipped/failed")
     def counts(self, obj) -> str:
         return "/".join(str(getattr(obj, name)) for name in execution.COUNTERS)
+
+    @admin.display(description="waiting for")
+    def waiting_for(self, obj) -> str:
+        if obj.status not in (RunStatus.WAITING, RunStatus.BLOCKED):
+            return "—"
+        return runs.dependency_status(obj)[1]
 
     @admin.display(description="log")
     def log_links(self, obj):
@@ -565,6 +646,7 @@ class JobAlertAdmin(ReadOnlyAdmin):
         "created_at",
         "severity",
         "job",
+        "company",
         "cause",
         "short_message",
         "occurrences",
@@ -572,8 +654,8 @@ class JobAlertAdmin(ReadOnlyAdmin):
         "state",
         "acknowledged_by",
     ]
-    list_filter = ["severity", "cause", AlertStateFilter]
-    list_select_related = ["job", "acknowledged_by"]
+    list_filter = ["severity", "cause", AlertStateFilter, "company"]
+    list_select_related = ["job", "company", "acknowledged_by"]
     search_fields = ["job__code", "message"]
     actions = ["acknowledge"]
 
