@@ -249,7 +249,7 @@ def create_schedules(k: int, cron) -> list[int]:
     from django_celery_beat.models import PeriodicTask
 
     from scheduling.models import JobDefinition, JobSchedule
-    from scheduling.services.sync import FIRE_TASK
+    from scheduling.services.schedules import FIRE_TASK
 
     PeriodicTask.objects.filter(job_schedule__isnull=False).update(enabled=False)
     definitions = JobDefinition.objects.bulk_create(

@@ -43,7 +43,9 @@ def execute_run(self, run_id: int) -> str:
     from scheduling.services import execution
 
     try:
-        return execution.execute_run(run_id, task_id=self.request.id, worker=self.request.hostname or "")
+        return execution.execute_run(
+            run_id, task_id=self.request.id, worker=self.request.hostname or "", after_outage=self.request.retries > 0
+        )
     except Exception as exc:
         _retry_through_outage(self, exc)
         raise

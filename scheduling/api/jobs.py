@@ -28,6 +28,16 @@ class StaffOnly(permissions.IsAdminUser):
     pass
 
 
+def param_fields(exc: ParamError) -> dict:
+    """A run's refused parameters as the API's field errors: the company on its own field,
+    the job's parameters under ``params``."""
+    fields = {name: [message] for name, message in exc.errors.items() if name == "company"}
+    params = {name: [message] for name, message in exc.errors.items() if name != "company"}
+    if params:
+        fields["params"] = params
+    return fields
+
+
 # --- Serializers -------------------------------------------------------------------------------
 
 
@@ -297,11 +307,7 @@ class RunList(generics.ListAPIView):
                 user=request.user,
             )
         except ParamError as exc:
-            fields = {name: [message] for name, message in exc.errors.items() if name == "company"}
-            params = {name: [message] for name, message in exc.errors.items() if name != "company"}
-            if params:
-                fields["params"] = params
-            raise serializers.ValidationError(fields) from exc
+            raise serializers.ValidationError(param_fields(exc)) from exc
         except runs.RunError as exc:
             raise serializers.ValidationError({"job": [str(exc)]}) from exc
         body = {"id": run.pk, "created": created, "run": RunSerializer(run).data}

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from config.companies import company_model
 from scheduling import calendar
-from scheduling.api.jobs import RunSerializer, StaffOnly
+from scheduling.api.jobs import RunSerializer, StaffOnly, param_fields
 from scheduling.choices import RuleKind, Scope, Shift
 from scheduling.models import BusinessCalendar, JobDefinition, JobSchedule
 from scheduling.registry import ParamError
@@ -39,17 +39,8 @@ class ScheduleSerializer(serializers.ModelSerializer):
             "id",
             "job",
             "timing",
-            "company",
             "enabled",
-            "rule",
-            "rule_n",
-            "rule_month",
-            "shift",
-            "business_calendar",
-            "start_within",
-            "start_by",
-            "end_within",
-            "end_by",
+            *schedules.SCHEDULE_FIELDS,
             "next_fire_at",
             "last_slot_at",
             "next_fires",
@@ -249,11 +240,7 @@ class JobBackfill(APIView):
                 user=request.user,
             )
         except ParamError as exc:
-            fields = {name: [message] for name, message in exc.errors.items() if name == "company"}
-            params = {name: [message] for name, message in exc.errors.items() if name != "company"}
-            if params:
-                fields["params"] = params
-            raise serializers.ValidationError(fields) from exc
+            raise serializers.ValidationError(param_fields(exc)) from exc
         except backfill.BackfillError as exc:
             raise serializers.ValidationError({"non_field_errors": [str(exc)]}) from exc
         body = {

@@ -193,9 +193,10 @@ def live_progress(run: JobRun) -> tuple[int, int | None]:
 # --- Runs ---------------------------------------------------------------------------------
 
 
-def execute_run(run_id: int, *, task_id: str, worker: str) -> str:
-    """Claim the run and execute its job function. Returns what happened, for the task result."""
-    claimed = claim(run_id, task_id, worker)
+def execute_run(run_id: int, *, task_id: str, worker: str, after_outage: bool = False) -> str:
+    """Claim the run and execute its job function. Returns what happened, for the task result.
+    ``after_outage``: this is the task trying again after the database or broker went away."""
+    claimed = claim(run_id, task_id, worker, after_outage=after_outage)
     if isinstance(claimed, str):
         return claimed
     run, spec, _resumed = claimed
@@ -207,7 +208,7 @@ def execute_run(run_id: int, *, task_id: str, worker: str) -> str:
     return _run_body(run, spec, task_id, worker)
 
 
-def claim(run_id: int, task_id: str, worker: str) -> str | tuple[JobRun, JobSpec, bool]:
+def claim(run_id: int, task_id: str, worker: str, *, after_outage: bool = False) -> str | tuple[JobRun, JobSpec, bool]:
     now = timezone.now()
     with transaction.atomic():
         run = JobRun.objects.select_related("job").filter(pk=run_id).first()
@@ -220,15 +221,18 @@ def claim(run_id: int, task_id: str, worker: str) -> str | tuple[JobRun, JobSpec
             run.job = definition
         spec = registry.get(definition.code)
         if run.status == RunStatus.RUNNING and run.task_id == task_id:
-            # Our own message again: the worker that had it died (kill -9, out of memory).
-            close_attempt(run, AttemptStatus.LOST, now=now, error=f"lost with its worker {run.worker}")
-            if run.tries > definition.max_retries:
-                _fail(run, f"lost with its worker {run.tries} times; giving up", "", now=now)
+            # Our own message again: the worker that had it died (kill -9, out of memory), or
+            # the task is trying again after an outage interrupted the attempt.
+            why = "interrupted by an outage" if after_outage else f"lost with worker {run.worker}"
+            close_attempt(run, AttemptStatus.LOST, now=now, error=why)
+            limit = definition.max_retries + (INFRASTRUCTURE_TRIES if after_outage else 0)
+            if run.tries > limit:
+                _fail(run, f"{why} {run.tries} times; giving up", "", now=now)
                 return "lost too often; failed"
             JobRun.objects.filter(pk=run.pk).update(
                 attempts=F("attempts") + 1, worker=worker, started_at=now, progress_at=now
             )
-            runs.log(run, f"attempt {run.attempts} was lost with worker {run.worker}; running again", Level.WARNING)
+            runs.log(run, f"attempt {run.attempts} was {why}; running again", Level.WARNING)
             run.refresh_from_db()
             open_attempt(run, now=now, worker=worker, task_id=task_id)
             return (run, spec, True) if spec else _unregistered(run)

@@ -237,6 +237,7 @@ def upstream_runs(run: JobRun, graph: Graph | None = None) -> list[Upstream]:
 def dependency_status(run: JobRun, graph: Graph | None = None) -> tuple[RunStatus, str, JobRun | None]:
     """Where ``run`` should go, why, and the root run that blocks it: queued when every
     upstream succeeded, blocked when one did not, waiting otherwise."""
+    graph = graph or Graph()
     waiting, failed, roots = [], [], []
     for upstream in upstream_runs(run, graph):
         if upstream.run is None or upstream.run.status not in UPSTREAM_FAILED | {RunStatus.SUCCEEDED}:
@@ -253,8 +254,8 @@ def dependency_status(run: JobRun, graph: Graph | None = None) -> tuple[RunStatu
         return RunStatus.BLOCKED, reason, root
     if waiting:
         return RunStatus.WAITING, "waiting for " + ", ".join(waiting), None
-    held = graph.held(run.job.code) if graph else bool(run.job.depends_on)
-    return RunStatus.QUEUED, "dependencies met" if held or run.after_run_id else "", None
+    held = graph.held(run.job.code) or run.after_run_id
+    return RunStatus.QUEUED, "dependencies met" if held else "", None
 
 
 def advance(

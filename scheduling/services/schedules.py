@@ -45,6 +45,11 @@ class Timing:
     every: int | None = None
     once_at: datetime.datetime | None = None
 
+    @classmethod
+    def declared(cls, timing: calendar.Cron | calendar.Every) -> Timing:
+        """A job's declared timing (``@job(schedule=…)``)."""
+        return cls(cron=timing) if isinstance(timing, calendar.Cron) else cls(every=timing.seconds)
+
     def check(self) -> None:
         given = [part for part in (self.cron, self.every, self.once_at) if part is not None]
         if len(given) != 1:
@@ -70,18 +75,13 @@ def save_schedule(
     if schedule is None:
         if timing is None:
             raise ValidationError({"timing": "a new schedule needs a timing"})
-        task = PeriodicTask(
-            name=f"{definition.code} ({uuid.uuid4().hex[:8]})",
-            task=FIRE_TASK,
-            kwargs=json.dumps({"job": definition.code}),
-            description=f"{definition.title}. Timing for the job layer; beat fires it as keyed runs.",
-        )
+        task = new_task(definition, f"{definition.code} ({uuid.uuid4().hex[:8]})")
         schedule = JobSchedule(job=definition)
     else:
         task = schedule.periodic_task
     if timing is not None:
         timing.check()
-        _apply_timing(task, timing)
+        apply_timing(task, timing)
     if enabled is not None:
         task.enabled = enabled
     for name, value in fields.items():
@@ -97,7 +97,19 @@ def save_schedule(
     return schedule
 
 
-def _apply_timing(task: PeriodicTask, timing: Timing) -> None:
+def new_task(definition: JobDefinition, name: str) -> PeriodicTask:
+    """The periodic task that holds a job schedule's timing, not yet saved."""
+    return PeriodicTask(
+        name=name,
+        task=FIRE_TASK,
+        kwargs=json.dumps({"job": definition.code}),
+        description=f"{definition.title}. Timing for the job layer; beat fires it as keyed runs.",
+    )
+
+
+def apply_timing(task: PeriodicTask, timing: Timing) -> None:
+    """Point ``task`` at the timing's crontab, interval or clocked time (shared rows, as
+    django-celery-beat keeps them), dropping the one it had."""
     task.crontab = task.interval = task.clocked = None
     task.one_off = False
     if timing.cron is not None:

@@ -7,18 +7,15 @@ was edited in the admin and is left alone.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from scheduling import calendar, registry
+from scheduling import registry
 from scheduling.models import JobDefinition, JobSchedule
 from scheduling.registry import JobSpec
-from scheduling.services import firing
+from scheduling.services import firing, schedules
 
-FIRE_TASK = "scheduling.fire_job"
 _MISSING = object()
 
 
@@ -106,24 +103,8 @@ def sync_jobs() -> SyncReport:
 
 
 def create_default_schedule(definition: JobDefinition, spec: JobSpec) -> JobSchedule:
-    timing = spec.schedule
-    task = PeriodicTask(
-        name=f"{definition.code} (default)",
-        task=FIRE_TASK,
-        kwargs=json.dumps({"job": definition.code}),
-        description=f"{definition.title}. Timing for the job layer; beat fires it as keyed runs.",
-    )
-    if isinstance(timing, calendar.Cron):
-        task.crontab, _ = CrontabSchedule.objects.get_or_create(
-            minute=timing.minute,
-            hour=timing.hour,
-            day_of_week=timing.day_of_week,
-            day_of_month=timing.day_of_month,
-            month_of_year=timing.month_of_year,
-            timezone=timing.timezone,
-        )
-    else:
-        task.interval, _ = IntervalSchedule.objects.get_or_create(every=timing.seconds, period=IntervalSchedule.SECONDS)
+    task = schedules.new_task(definition, f"{definition.code} (default)")
+    schedules.apply_timing(task, schedules.Timing.declared(spec.schedule))
     task.save()
     rule = spec.rule
     return JobSchedule.objects.create(

@@ -221,10 +221,13 @@ def recover_lost_runs(now: datetime.datetime, log: Log) -> int:
 def check_deadlines(now: datetime.datetime, log: Log) -> int:
     """Runs past their schedule's start deadline that have not started, and past their end
     deadline that have not finished: late now, while it can still be acted on."""
-    late = 0
+    late, graph = 0, None
     not_started = JobRun.objects.filter(start_deadline_at__lt=now, started_at__isnull=True, status__in=NOT_STARTED)
     for run in not_started.select_related("job").order_by("start_deadline_at")[:SCAN]:
-        why = runs.dependency_status(run)[1] if run.status in (RunStatus.WAITING, RunStatus.BLOCKED) else ""
+        why = ""
+        if run.status in (RunStatus.WAITING, RunStatus.BLOCKED):
+            graph = graph or runs.Graph()
+            why = runs.dependency_status(run, graph)[1]
         _late(
             run, f"has not started ({run.status}{': ' + why if why else ''}); it had to start by", run.start_deadline_at
         )

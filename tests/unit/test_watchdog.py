@@ -391,3 +391,29 @@ def test_health_answers_503_not_500_to_a_staff_caller_while_the_database_is_down
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["ok"] is False
     assert "detail" not in response.json()["checks"]["database"]  # the caller could not be told staff
+
+
+def test_a_run_whose_task_tries_again_after_an_outage_is_not_taken_for_lost(django_capture_on_commit_callbacks):
+    run = request("TEST_CHAIN_1")  # no retries of its own
+    execution.claim(run.pk, "t-1", "w1@host")  # the first try claimed it, then the database went away
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = execution.execute_run(run.pk, task_id="t-1", worker="w1@host", after_outage=True)
+
+    run.refresh_from_db()
+    assert (outcome, run.status, run.attempts) == ("succeeded", RunStatus.SUCCEEDED, 2)
+    assert list(run.attempt_history.values_list("number", "status", "error")) == [
+        (1, "lost", "interrupted by an outage"),
+        (2, "succeeded", ""),
+    ]
+
+
+def test_the_same_message_again_without_an_outage_is_a_lost_worker_and_counts_against_retries():
+    run = request("TEST_CHAIN_1")
+    execution.claim(run.pk, "t-1", "w1@host")
+
+    outcome = execution.execute_run(run.pk, task_id="t-1", worker="w2@host")
+
+    run.refresh_from_db()
+    assert (outcome, run.status) == ("lost too often; failed", RunStatus.FAILED)
+    assert run.error == "lost with worker w1@host 1 times; giving up"
