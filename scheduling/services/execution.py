@@ -280,13 +280,12 @@ def claim(run_id: int, task_id: str, worker: str, *, after_outage: bool = False)
 
 
 def open_attempt(run: JobRun, *, now, worker: str, task_id: str) -> None:
-    """The record of the attempt just claimed, numbered as the run's attempts are counted."""
-    JobAttempt.objects.update_or_create(
-        run_id=run.pk,
-        number=run.attempts,
-        defaults={"trigger": run.trigger, "started_at": now, "worker": worker, "task_id": task_id},
-        create_defaults={"trigger": run.trigger, "started_at": now, "worker": worker, "task_id": task_id},
+    """The record of the attempt just claimed, numbered as the run's attempts are counted
+    (the claim's conditional update gave it that number: no other claim has it)."""
+    attempt = JobAttempt(
+        run_id=run.pk, number=run.attempts, trigger=run.trigger, started_at=now, worker=worker, task_id=task_id
     )
+    JobAttempt.objects.bulk_create([attempt], ignore_conflicts=True)  # one INSERT, no read first
 
 
 def close_attempt(run: JobRun, status: AttemptStatus, *, now, **fields) -> None:
