@@ -36,6 +36,7 @@ from scheduling.choices import (
 from scheduling.registry import ParamError
 
 COMPANY_MODEL = settings.SCHEDULING_COMPANY_MODEL
+COLLAPSE_FIRES = 100  # fires a schedule is looked at for two in one run key: a monthly one's eight years
 
 
 class BeatHeartbeat(models.Model):
@@ -342,7 +343,7 @@ class JobSchedule(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def collapse_problem(self, fires: int = 100) -> str:
+    def collapse_problem(self, fires: int = COLLAPSE_FIRES) -> str:
         """Why this schedule would do less than it says, or "": a schedule that fires twice
         within one of its job's run keys (every minute for a job keyed by business date)
         makes one run where its preview promises many, since a slot runs once.

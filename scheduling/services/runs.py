@@ -161,14 +161,18 @@ def create_scheduled_runs(rows: Iterable[JobRun]) -> list[tuple[int, int]]:
 
 
 class Graph:
-    """The job definitions' dependencies, read once for a batch of runs."""
+    """The job definitions' dependencies, read once for a batch of runs. Only the jobs that
+    name a link (``depends_on`` or ``before``: a few) are read whole; any other job the
+    links reach is read when first asked for, so ten thousand definitions cost nothing."""
+
+    FIELDS = ("pk", "code", "key_by", "scope", "depends_on", "before")
 
     def __init__(self) -> None:
-        fields = ("pk", "code", "key_by", "scope", "depends_on", "before")
-        self.jobs = {definition.code: definition for definition in JobDefinition.objects.only(*fields)}
-        self.upstream: dict[str, list[tuple[str, Offset]]] = {code: [] for code in self.jobs}
-        self.downstream: dict[str, set[str]] = {code: set() for code in self.jobs}
-        for definition in self.jobs.values():
+        linked = JobDefinition.objects.exclude(depends_on=[], before=[]).only(*self.FIELDS)
+        self.jobs: dict[str, JobDefinition | None] = {definition.code: definition for definition in linked}
+        self.upstream: dict[str, list[tuple[str, Offset]]] = {}
+        self.downstream: dict[str, set[str]] = {}
+        for definition in list(self.jobs.values()):
             for code, offset in _entries(definition.dependencies):
                 self._link(code, definition.code, offset)
             for code, offset in _entries(definition.before_jobs):
@@ -181,6 +185,11 @@ class Graph:
     def held(self, code: str) -> bool:
         """Whether this job's runs wait for another job's."""
         return bool(self.upstream.get(code))
+
+    def job(self, code: str) -> JobDefinition | None:
+        if code not in self.jobs:
+            self.jobs[code] = JobDefinition.objects.only(*self.FIELDS).filter(code=code).first()
+        return self.jobs[code]
 
 
 def _entries(read) -> list[tuple[str, Offset]]:
@@ -205,7 +214,7 @@ def upstream_slots(run: JobRun, graph: Graph) -> list[tuple[str, str, int | None
     """The (job code, run key, company id) of each upstream slot ``run`` waits for; no query."""
     result = []
     for code, offset in graph.upstream.get(run.job.code, ()):
-        upstream = graph.jobs.get(code)
+        upstream = graph.job(code)
         if upstream is None:
             result.append((code, "?", None))
             continue
@@ -222,7 +231,7 @@ def upstream_runs(run: JobRun, graph: Graph | None = None) -> list[Upstream]:
     graph = graph or Graph()
     result = []
     for code, key, company_id in upstream_slots(run, graph):
-        upstream = graph.jobs.get(code)
+        upstream = graph.job(code)
         found = None
         if upstream is not None:
             found = JobRun.objects.filter(job_id=upstream.pk, run_key=key, company_id=company_id).first()
