@@ -6,7 +6,6 @@ here) with a progress bar, and a backfill's options and report."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -53,22 +52,36 @@ def waiting_for(run: JobRun) -> str:
     return run.status
 
 
-def follow(
-    command: BaseCommand,
-    pending: list[JobRun],
-    *,
-    inline: bool,
-    timeout: float,
-    label: str,
-    on_finished: Callable[[JobRun], None] | None = None,
-) -> list[JobRun]:
+def why_stopped(run: JobRun) -> str:
+    """On one line, why a run did not succeed: its error, or what a held run waits for (a
+    held run has no error; its upstream, and the root run, are the reason)."""
+    why = run.error or (waiting_for(run) if run.status in (RunStatus.WAITING, RunStatus.BLOCKED) else "")
+    return " ".join(why.split())  # a database error's DETAIL comes on a line of its own
+
+
+def wait_for_run(command: BaseCommand, run: JobRun, deadline: float, timeout: float, name: str = "") -> JobRun:
+    """Wait for the run to finish or be blocked, saying on stderr what it waits for whenever
+    that changes: its upstream runs, a worker, a retry's delay."""
+    told = ""
+    while run.status not in FINISHED | {RunStatus.BLOCKED}:
+        what = waiting_for(run)
+        if what != told:
+            command.stderr.write(f"run {run.pk}{name} {what}")
+            told = what
+        if time.monotonic() > deadline:
+            raise CommandError(f"run {run.pk} still {run.status} after {timeout:.0f}s: {what}")
+        time.sleep(POLL_SECONDS)
+        run.refresh_from_db()
+    return run
+
+
+def follow(command: BaseCommand, pending: list[JobRun], *, inline: bool, timeout: float, label: str) -> list[JobRun]:
     """Wait for ``pending`` to finish in order, or execute each here (``inline``), with a
     progress bar; says on stderr what the run in front waits for whenever that changes.
     Stops at a blocked run: what comes after it cannot go on until it is re-run."""
     bar = ProgressBar(command.stderr, label)
     deadline = time.monotonic() + timeout
     finished: list[JobRun] = []
-    told = ""
     for run in pending:
         run.refresh_from_db()
         if inline and run.status not in FINISHED:
@@ -79,20 +92,16 @@ def follow(
                 raise CommandError(f"run {run.pk} {run.job.code} {run.run_key} {waiting_for(run)}")
             # What waits for it moves on now, not when an enclosing transaction commits.
             runs.release_dependents(run)
-        while run.status not in FINISHED | {RunStatus.BLOCKED}:
-            what = f"run {run.pk} {run.job.code} {run.run_key} {waiting_for(run)}"
-            if what != told:
-                command.stderr.write(("\n" if bar.tty and finished else "") + what)
-                told = what
-            if time.monotonic() > deadline:
+        if run.status not in FINISHED | {RunStatus.BLOCKED}:
+            if bar.tty and finished:
+                command.stderr.write("")  # off the progress bar's line
+            try:
+                run = wait_for_run(command, run, deadline, timeout, name=f" {run.job.code} {run.run_key}")
+            except CommandError:
                 bar.done()
-                raise CommandError(f"run {run.pk} still {run.status} after {timeout:.0f}s: {waiting_for(run)}")
-            time.sleep(POLL_SECONDS)
-            run.refresh_from_db()
+                raise
         finished.append(run)
         bar(len(finished), len(pending))
-        if on_finished:
-            on_finished(run)
         if run.status == RunStatus.BLOCKED:
             break
     bar.done()
@@ -160,11 +169,8 @@ def run_backfill(
 def describe(run: JobRun) -> str:
     counts = f"processed {run.processed}, created {run.created}, skipped {run.skipped}, failed {run.failed}"
     line = f"run {run.pk} {run.job.code} {run.run_key}: {run.status} ({counts})"
-    if run.status == RunStatus.FAILED and run.error:
-        line += f": {' '.join(run.error.split())}"
-    elif run.status in (RunStatus.WAITING, RunStatus.BLOCKED):
-        line += f": {waiting_for(run)}"
-    return line
+    why = why_stopped(run) if run.status != RunStatus.SUCCEEDED else ""
+    return f"{line}: {why}" if why else line
 
 
 def finish(made: list[JobRun], options: dict) -> None:
@@ -174,5 +180,4 @@ def finish(made: list[JobRun], options: dict) -> None:
     stopped = [run for run in made if run.status != RunStatus.SUCCEEDED]
     if stopped:
         run = stopped[0]
-        why = " ".join(run.error.split()) if run.status == RunStatus.FAILED else waiting_for(run)
-        raise CommandError(f"run {run.pk} {run.job.code} {run.run_key} {run.status}: {why}")
+        raise CommandError(f"run {run.pk} {run.job.code} {run.run_key} {run.status}: {why_stopped(run)}")

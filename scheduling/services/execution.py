@@ -199,7 +199,7 @@ def execute_run(run_id: int, *, task_id: str, worker: str, after_outage: bool = 
     claimed = claim(run_id, task_id, worker, after_outage=after_outage)
     if isinstance(claimed, str):
         return claimed
-    run, spec, _resumed = claimed
+    run, spec = claimed
     if run.body_finished_at is not None and run.chunks_total is not None:
         # The function had returned and fanned out (before its worker died, or before the run
         # failed or was cancelled and then re-run): only its chunks remain. Running the body
@@ -208,7 +208,7 @@ def execute_run(run_id: int, *, task_id: str, worker: str, after_outage: bool = 
     return _run_body(run, spec, task_id, worker)
 
 
-def claim(run_id: int, task_id: str, worker: str, *, after_outage: bool = False) -> str | tuple[JobRun, JobSpec, bool]:
+def claim(run_id: int, task_id: str, worker: str, *, after_outage: bool = False) -> str | tuple[JobRun, JobSpec]:
     now = timezone.now()
     with transaction.atomic():
         run = JobRun.objects.select_related("job").filter(pk=run_id).first()
@@ -235,7 +235,7 @@ def claim(run_id: int, task_id: str, worker: str, *, after_outage: bool = False)
             runs.log(run, f"attempt {run.attempts} was {why}; running again", Level.WARNING)
             run.refresh_from_db()
             open_attempt(run, now=now, worker=worker, task_id=task_id)
-            return (run, spec, True) if spec else _unregistered(run)
+            return (run, spec) if spec else _unregistered(run)
         if run.status not in CLAIMABLE:
             return f"run is {run.status}; nothing to do"
         if run.cancel_requested:
@@ -276,7 +276,7 @@ def claim(run_id: int, task_id: str, worker: str, *, after_outage: bool = False)
             task_id,
         )
         open_attempt(run, now=now, worker=worker, task_id=task_id)
-    return run, spec, False
+    return run, spec
 
 
 def open_attempt(run: JobRun, *, now, worker: str, task_id: str) -> None:

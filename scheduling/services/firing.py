@@ -184,20 +184,6 @@ def _row(
     )
 
 
-def _waiting_jobs() -> set[str]:
-    """Codes of the jobs whose runs wait for another job's: their own ``depends_on``, or
-    another job's ``before``. One small query; the full graph is read only if some wait."""
-    linked = JobDefinition.objects.exclude(depends_on=[], before=[]).values_list("code", "depends_on", "before")
-    waits = set()
-    for code, depends_on, before in linked:
-        if depends_on:
-            waits.add(code)
-        for entry in before if isinstance(before, list) else ():
-            if isinstance(entry, dict) and isinstance(entry.get("job"), str):
-                waits.add(entry["job"])
-    return waits
-
-
 def queue_batch(pending: Iterable[tuple[int, int]], definitions: dict[int, JobDefinition]) -> int:
     """Queue pending runs, given as (id, job id): those of jobs without dependencies in one
     statement, the rest through their dependency check. Only runs this call moved out of
@@ -205,10 +191,10 @@ def queue_batch(pending: Iterable[tuple[int, int]], definitions: dict[int, JobDe
     job_of = dict(pending)
     if not job_of:
         return 0
-    waits = _waiting_jobs()
-    free = [pk for pk, job_id in job_of.items() if definitions[job_id].code not in waits]
-    held = [pk for pk, job_id in job_of.items() if definitions[job_id].code in waits]
-    queued = runs.queue_pending(held)
+    graph = runs.Graph()  # one small query: the jobs that name a dependency
+    free = [pk for pk, job_id in job_of.items() if not graph.held(definitions[job_id].code)]
+    held = [pk for pk, job_id in job_of.items() if graph.held(definitions[job_id].code)]
+    queued = runs.queue_pending(held, graph)
     now = timezone.now()
     table = connection.ops.quote_name(JobRun._meta.db_table)
     for start in range(0, len(free), 500):

@@ -321,10 +321,10 @@ def send(run: JobRun, countdown: float | None = None) -> None:
     transaction.on_commit(lambda: tasks.execute_run.apply_async(**options), robust=True)
 
 
-def queue_pending(run_ids: Iterable[int]) -> int:
+def queue_pending(run_ids: Iterable[int], graph: Graph | None = None) -> int:
     """Advance a batch of pending runs (beat's fires). Returns how many were queued."""
     queued = 0
-    graph = Graph()
+    graph = graph or Graph()
     for run in JobRun.objects.filter(pk__in=list(run_ids)).select_related("job"):
         if advance(run, graph=graph) == RunStatus.QUEUED:
             queued += 1

@@ -7,8 +7,8 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from config.commands import database_ready
 from scheduling.api.jobs import RunDetailSerializer
-from scheduling.choices import FINISHED, RunStatus, Trigger
-from scheduling.cli import POLL_SECONDS, find_company, parse_param, waiting_for
+from scheduling.choices import RunStatus, Trigger
+from scheduling.cli import find_company, parse_param, wait_for_run, why_stopped
 from scheduling.models import JobDefinition, JobRun
 from scheduling.registry import ParamError
 from scheduling.services import execution, runs
@@ -60,13 +60,10 @@ class Command(BaseCommand):
         if options["inline"]:
             run = execution.run_here(run)
         elif options["wait"]:
-            run = self._wait(run, options["timeout"])
+            run = wait_for_run(self, run, time.monotonic() + options["timeout"], options["timeout"])
         self._print(run, options["json"])
         if (options["wait"] or options["inline"]) and run.status != RunStatus.SUCCEEDED:
-            why = run.error
-            if not why and run.status in (RunStatus.WAITING, RunStatus.BLOCKED):
-                why = runs.dependency_status(run)[1]  # a held run has no error; its upstream (and root) is the reason
-            why = " ".join(why.split())  # one line: a database error's DETAIL comes on a line of its own
+            why = why_stopped(run)
             raise CommandError(f"run {run.pk} {run.status}" + (f": {why}" if why else ""))
 
     def _date(self, text: str | None) -> datetime.date | None:
@@ -76,22 +73,6 @@ class Command(BaseCommand):
             return datetime.date.fromisoformat(text)
         except ValueError:
             raise CommandError(f"--date {text!r} must be YYYY-MM-DD") from None
-
-    def _wait(self, run: JobRun, timeout: float) -> JobRun:
-        """Wait for the run to finish, saying what it waits for whenever that changes: its
-        upstream runs, a worker, a retry's delay. A blocked run ends the wait at once."""
-        deadline = time.monotonic() + timeout
-        told = ""
-        while run.status not in FINISHED | {RunStatus.BLOCKED}:
-            what = waiting_for(run)
-            if what != told:
-                self.stderr.write(f"run {run.pk} {what}")
-                told = what
-            if time.monotonic() > deadline:
-                raise CommandError(f"run {run.pk} still {run.status} after {timeout:.0f}s: {what}")
-            time.sleep(POLL_SECONDS)
-            run.refresh_from_db()
-        return run
 
     def _print(self, run: JobRun, as_json: bool) -> None:
         if as_json:
